@@ -1,0 +1,64 @@
+"""All settings, read once from ``DISTILL_*`` environment variables (or flags) at the entry point."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DistillSettings(BaseSettings):
+    """Every knob of the product. Durations are in seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="DISTILL_", frozen=True, extra="ignore")
+
+    bootstrap: str = "localhost:9092"
+    topic_prefix: str = "distill."
+    data_dir: Path = Path(".distill")
+    app_id: str = ""  # empty: derived from topic_prefix, so two prefixes never share a group
+    partitions: int = Field(default=2, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    join_timeout: float = Field(default=3600.0, gt=0)
+    pair_window: float = Field(default=86400.0, gt=0)
+    pair_grace: float = Field(default=600.0, ge=0)
+    pair_idle_close: float = Field(default=60.0, gt=0)
+    max_pairs_per_task: int = Field(default=5, ge=1)
+    include_partial: bool = False
+    include_review: bool = False
+    max_record_bytes: int = Field(default=900_000, ge=1024)
+
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "warning"
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    ssl_cafile: Path | None = None
+
+    @property
+    def application_id(self) -> str:
+        return self.app_id or f"{self.topic_prefix}worker".replace(".", "-").strip("-")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    def options(self) -> dict[str, object]:
+        """The options that decide what enters a dataset (written into receipts)."""
+        return {
+            "join_timeout": self.join_timeout,
+            "pair_window": self.pair_window,
+            "pair_grace": self.pair_grace,
+            "pair_idle_close": self.pair_idle_close,
+            "max_pairs_per_task": self.max_pairs_per_task,
+            "include_partial": self.include_partial,
+            "include_review": self.include_review,
+            "max_record_bytes": self.max_record_bytes,
+        }
