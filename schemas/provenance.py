@@ -17,6 +17,15 @@ class Provenance(InputModel):
     sig_hash: str = ""
     recorded_at: str = ""
 
+    def contract_fields(self) -> "Provenance":
+        """A copy without unknown extra fields: those never travel into samples."""
+        return Provenance(
+            source_file=self.source_file,
+            line_offset=self.line_offset,
+            sig_hash=self.sig_hash,
+            recorded_at=self.recorded_at,
+        )
+
     @property
     def is_complete(self) -> bool:
         return bool(self.source_file and self.sig_hash and self.recorded_at)

@@ -1,0 +1,1 @@
+"""Faust agents: thin loops that decode, call the pure rules and send what they decide."""

@@ -1,0 +1,101 @@
+"""The join agent: evidence and scores of one run meet here, keyed by run id (SPEC 3-4).
+
+Both input topics are co-partitioned, so one agent reads both and the ``runs`` table
+holds the whole state of a run in the partition of its id.
+"""
+
+from faust.types import EventT
+
+from schemas import EvidenceRecord, ScoredRun
+from schemas.codec import Undecodable, decode_input, dumps, loads
+from streams.agents.emit import send_effects, send_quarantine
+from streams.app import Pipeline
+from streams.join import RunState, on_evidence, on_join_timeout, on_score
+from streams.quarantine import SourceMessage, quarantine_record
+
+
+def source_of(event: EventT) -> SourceMessage:
+    message = event.message
+    key = message.key.decode("utf-8", "replace") if message.key is not None else None
+    return SourceMessage(message.topic, message.partition, message.offset, key, round(message.timestamp * 1000))
+
+
+def register(pipeline: Pipeline) -> None:
+    settings = pipeline.settings
+    app = pipeline.app
+    evidence_topic = settings.topic("evidence")
+    inputs = app.topic(evidence_topic, settings.topic("scored-runs"), key_type=bytes, value_type=bytes)
+
+    @app.agent(inputs, name="join")
+    async def join(stream):
+        await pipeline.manifest.ready.wait()
+        async for event in stream.events():
+            await handle(pipeline, event, is_evidence=event.message.topic == evidence_topic)
+
+
+async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:
+    settings, tables = pipeline.settings, pipeline.tables
+    source = source_of(event)
+    model = EvidenceRecord if is_evidence else ScoredRun
+    record = decode_input(model, event.message.value, settings.max_record_bytes)
+    if isinstance(record, Undecodable):
+        await reject_input(pipeline, source, record.errors, record.source_record, event.message.value)
+        return
+    run_id = record.run_id if is_evidence else record.evidence_run_id
+    if source.key != run_id:
+        errors = [f"message key {source.key!r} is not the record's run id {run_id!r}; inputs must be keyed by run id"]
+        await reject_input(pipeline, source, errors, loads(event.message.value), None)
+        return
+
+    state = RunState.from_dict(loads(tables.runs[run_id]) if run_id in tables.runs else None)
+    step = on_evidence if is_evidence else on_score
+    new_state, effects = step(state, record, loads(event.message.value), source, pipeline.gate_options, pipeline.manifest)
+    if new_state != state:
+        tables.runs[run_id] = dumps(new_state.to_dict())
+    await send_effects(pipeline, effects)
+    await track_pending(pipeline, run_id, new_state, source.partition)
+    if not is_evidence:
+        await advance_stream_time(pipeline, source.partition, record.scored_at_epoch)
+
+
+async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, raw: bytes | None) -> None:
+    """Input that is not a valid record: ``schema_violation`` at ``input``, one per message."""
+    run_id = obj.get("run_id") or obj.get("evidence_run_id") if obj else None
+    task_id = obj.get("task_id") or obj.get("evidence_task_id") if obj else None
+    await send_quarantine(pipeline, quarantine_record(
+        stage="input", reason="schema_violation", subject=source.coordinates, errors=errors, source=source,
+        run_id=run_id if isinstance(run_id, str) else None, task_id=task_id if isinstance(task_id, str) else None,
+        source_record=obj, raw=raw if obj is None else None,
+    ))
+
+
+async def track_pending(pipeline: Pipeline, run_id: str, state: RunState, partition: int) -> None:
+    pending = pipeline.tables.pending_joins
+    if state.pending and not state.join_quarantined:
+        deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
+        entry = dumps({"partition": partition, "deadline": deadline})
+        if pending.get(run_id) != entry:
+            pending[run_id] = entry
+    elif run_id in pending:
+        del pending[run_id]
+
+
+async def advance_stream_time(pipeline: Pipeline, partition: int, scored_at: float) -> None:
+    """Stream time moves with the data; scores waiting past their deadline time out."""
+    tables = pipeline.tables
+    key = f"join:{partition}"
+    current = loads(tables.stream_time[key]) if key in tables.stream_time else None
+    if current is not None and scored_at <= current:
+        return
+    tables.stream_time[key] = dumps(scored_at)
+    overdue = [
+        run_id for run_id, entry in tables.pending_joins.items()
+        if (e := loads(entry))["partition"] == partition and e["deadline"] < scored_at
+    ]
+    for raw_id in overdue:
+        run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        state = RunState.from_dict(loads(tables.runs[run_id]))
+        new_state, effects = on_join_timeout(state)
+        tables.runs[run_id] = dumps(new_state.to_dict())
+        del tables.pending_joins[run_id]
+        await send_effects(pipeline, effects)

@@ -1,0 +1,167 @@
+"""The pair agent: joined runs, re-keyed by task id, buffered per task window (SPEC 6).
+
+Windows close by stream time (the latest ``scored_at`` on the partition), never by the
+clock, so a replay closes them where the original run did; a tick sent by a timer
+closes windows left idle at the tail of a stream. Faust's windowed tables are not used
+(see FAUST-NOTES.md): the buffers are plain RocksDB rows restored from their changelog.
+"""
+
+import time
+
+from faust.types import EventT
+
+from schemas import PreferenceSample
+from schemas.codec import dumps, encode, loads
+from streams.agents.emit import send_effects, send_quarantine
+from streams.app import Pipeline
+from streams.join import Publish
+from streams.pairing import (
+    PairRejection, PairRun, PairWindow, admit, close, rescore_closed, window_closes_at, window_start, withdraw,
+)
+from streams.quarantine import SourceMessage, quarantine_record
+
+TICK_KEY = b"__idle_tick__"
+LATE = "late"  # pair_run_window value of a run refused as late_arrival
+
+
+def register(pipeline: Pipeline) -> None:
+    app = pipeline.app
+    candidates = pipeline.topics["pair-candidates"]
+
+    @app.agent(candidates, name="pair")
+    async def pair(stream):
+        async for event in stream.events():
+            if event.message.key == TICK_KEY:
+                await close_idle_windows(pipeline, event.message.partition, loads(event.message.value))
+            else:
+                await handle_candidate(pipeline, event)
+
+    @app.timer(interval=max(0.5, pipeline.settings.pair_idle_close / 4))
+    async def idle_tick() -> None:
+        """Idleness is wall-clock time, but state may only change inside the stream: ask it."""
+        for partition in range(pipeline.settings.partitions):
+            await candidates.send(key=TICK_KEY, value=dumps(time.time()), partition=partition)
+
+
+def _load(pipeline: Pipeline, key: str) -> dict | None:
+    raw = pipeline.tables.pair_windows.get(key)
+    return loads(raw) if raw is not None else None
+
+
+def _save(pipeline: Pipeline, key: str, window: PairWindow, sources: dict, insufficient: bool = False) -> None:
+    pipeline.tables.pair_windows[key] = dumps({"window": window.to_dict(), "sources": sources, "insufficient": insufficient})
+
+
+async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
+    settings, tables = pipeline.settings, pipeline.tables
+    candidate = loads(event.message.value)
+    run_id = candidate["run_id"]
+    run = PairRun.from_dict(candidate["run"]) if candidate["run"] else None
+    partition = event.message.partition
+    known = tables.pair_run_window.get(run_id)
+    known = known.decode() if known is not None else None
+    if known == LATE:
+        return
+    if known is not None:
+        stored = _load(pipeline, known)
+        window = PairWindow.from_dict(stored["window"])
+        sources = stored["sources"] | {run_id: candidate["score_source"]}
+        if window.closed:
+            window, retractions = rescore_closed(window, run, run_id)
+            _save(pipeline, known, window, sources, stored["insufficient"])
+            for retraction in retractions:
+                await send_effects(pipeline, [Publish("preference-pairs", retraction.pair_id, None)])
+                chosen_source = SourceMessage.from_dict(sources[retraction.chosen_run_id])
+                await send_quarantine(pipeline, quarantine_record(
+                    stage="preference", reason="invalid_preference_pairing", subject=retraction.pair_id,
+                    errors=[f"retracted {retraction.pair_id}", *retraction.errors], source=chosen_source,
+                    run_id=retraction.chosen_run_id, task_id=retraction.task_id,
+                    source_record={"task_id": retraction.task_id, "chosen_run_id": retraction.chosen_run_id,
+                                   "rejected_run_id": retraction.rejected_run_id},
+                ))
+        else:
+            window = admit(window, run) if run else withdraw(window, run_id)
+            _save(pipeline, known, window, sources)
+            touch_open_window(pipeline, known, partition)
+    elif run is not None:
+        start = window_start(run.scored_at_epoch, settings.pair_window)
+        key = f"{run.task_id}|{start:.0f}"
+        stored = _load(pipeline, key)
+        closes_at = window_closes_at(start, settings.pair_window, settings.pair_grace)
+        if (stored and stored["window"]["closed"]) or stream_time(pipeline, partition) > closes_at:
+            tables.pair_run_window[run_id] = LATE.encode()
+            await send_quarantine(pipeline, quarantine_record(
+                stage="preference", reason="late_arrival", subject=run_id,
+                errors=[f"window {key} of task {run.task_id!r} closed before run {run_id!r} arrived"],
+                source=SourceMessage.from_dict(candidate["score_source"]), run_id=run_id, task_id=run.task_id,
+                source_record={"run_id": run_id, "task_id": run.task_id, "scored_at": run.scored_at},
+                source_provenance=run.provenance,
+            ))
+        else:
+            window = PairWindow.from_dict(stored["window"]) if stored else PairWindow(run.task_id, start)
+            sources = (stored["sources"] if stored else {}) | {run_id: candidate["score_source"]}
+            _save(pipeline, key, admit(window, run), sources)
+            tables.pair_run_window[run_id] = key.encode()
+            touch_open_window(pipeline, key, partition, closes_at)
+    if run is not None:
+        await advance_pair_time(pipeline, partition, run.scored_at_epoch)
+
+
+def stream_time(pipeline: Pipeline, partition: int) -> float:
+    raw = pipeline.tables.stream_time.get(f"pair:{partition}")
+    return loads(raw) if raw is not None else float("-inf")
+
+
+def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: float | None = None) -> None:
+    """Index an open window by partition, with the wall-clock time it last took a run."""
+    index = pipeline.tables.open_windows
+    entry = loads(index[key]) if key in index else {"partition": partition, "closes_at": closes_at}
+    entry["active_at"] = time.time()
+    index[key] = dumps(entry)
+
+
+async def advance_pair_time(pipeline: Pipeline, partition: int, scored_at: float) -> None:
+    if scored_at <= stream_time(pipeline, partition):
+        return
+    pipeline.tables.stream_time[f"pair:{partition}"] = dumps(scored_at)
+    due = [key for key, entry in _open_windows(pipeline, partition) if scored_at > entry["closes_at"]]
+    for key in sorted(due):
+        await close_window(pipeline, key)
+
+
+async def close_idle_windows(pipeline: Pipeline, partition: int, now: float) -> None:
+    idle = pipeline.settings.pair_idle_close
+    due = [key for key, entry in _open_windows(pipeline, partition) if now - entry["active_at"] >= idle]
+    for key in sorted(due):
+        await close_window(pipeline, key)
+
+
+def _open_windows(pipeline: Pipeline, partition: int):
+    for raw_key, raw in pipeline.tables.open_windows.items():
+        entry = loads(raw)
+        if entry["partition"] == partition:
+            yield (raw_key.decode() if isinstance(raw_key, bytes) else raw_key), entry
+
+
+async def close_window(pipeline: Pipeline, key: str) -> None:
+    stored = _load(pipeline, key)
+    window = PairWindow.from_dict(stored["window"])
+    emitted_before = set(window.emitted)
+    window, outcomes, insufficient = close(window, pipeline.settings.max_pairs_per_task, emitted_before.__contains__)
+    _save(pipeline, key, window, stored["sources"], insufficient)
+    del pipeline.tables.open_windows[key]
+    for outcome in outcomes:
+        if isinstance(outcome, PreferenceSample):
+            await send_effects(pipeline, [Publish("preference-pairs", outcome.id, encode(outcome))])
+        else:
+            await send_rejected_pair(pipeline, outcome, stored["sources"])
+
+
+async def send_rejected_pair(pipeline: Pipeline, rejection: PairRejection, sources: dict) -> None:
+    await send_quarantine(pipeline, quarantine_record(
+        stage="preference", reason=rejection.reason, subject=rejection.pair_id, errors=rejection.errors,
+        source=SourceMessage.from_dict(sources[rejection.chosen_run_id]), run_id=rejection.chosen_run_id,
+        task_id=rejection.task_id,
+        source_record={"task_id": rejection.task_id, "chosen_run_id": rejection.chosen_run_id,
+                       "rejected_run_id": rejection.rejected_run_id},
+    ))

@@ -1,0 +1,79 @@
+"""Builds the Faust app from settings: topics, tables and agents, nothing read from globals.
+
+``build_pipeline(settings)`` is the one constructor; the worker command, the agent
+tests and the integration tests all call it, each with its own prefix and app id.
+"""
+
+from dataclasses import dataclass, field
+
+import faust
+
+from streams import topics as specs
+from streams.firewall import GateOptions
+from streams.kafka_io import faust_credentials
+from streams.manifest import ManifestView
+from streams.metrics import Metrics
+from streams.settings import DistillSettings
+from streams.tables import Tables, declare_tables
+
+
+@dataclass
+class Pipeline:
+    settings: DistillSettings
+    app: faust.App
+    topics: dict[str, faust.TopicT]
+    tables: Tables
+    manifest: ManifestView
+    metrics: Metrics = field(default_factory=Metrics)
+    gate_options: GateOptions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gate_options = GateOptions(
+            include_partial=self.settings.include_partial, include_review=self.settings.include_review
+        )
+
+
+def build_pipeline(settings: DistillSettings, *, broker: str | None = None, store: str | None = None) -> Pipeline:
+    """``broker``/``store`` override the real ones (``memory://``) for agent tests."""
+    app = faust.App(
+        settings.application_id,
+        broker=broker or f"kafka://{settings.bootstrap}",
+        store=store or "rocksdb://",
+        datadir=str(settings.state_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        producer_max_request_size=2 * 1024 * 1024,
+        broker_credentials=faust_credentials(settings),
+    )
+    topics = {
+        spec.name: app.topic(
+            settings.topic(spec.name),
+            key_type=bytes,
+            value_type=bytes,
+            partitions=spec.partition_count(settings),
+            internal=False,
+        )
+        for spec in specs.TOPIC_SPECS
+    }
+    pipeline = Pipeline(
+        settings=settings,
+        app=app,
+        topics=topics,
+        tables=declare_tables(app, settings),
+        manifest=ManifestView(settings),
+    )
+    from streams.agents import join_agent, manifest_task, pair_agent
+
+    join_agent.register(pipeline)
+    pair_agent.register(pipeline)
+    manifest_task.register(pipeline)
+    return pipeline

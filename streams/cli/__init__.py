@@ -1,0 +1,63 @@
+"""The ``distill`` command line: it parses arguments and calls library functions, nothing more."""
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from streams.errors import DistillError
+from streams.settings import DistillSettings
+
+
+class Context:
+    """Overrides from global flags; settings are built once, when a command asks."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+
+    def settings(self, **more: Any) -> DistillSettings:
+        try:
+            return DistillSettings(**self.overrides, **{k: v for k, v in more.items() if v is not None})
+        except ValidationError as exc:
+            raise click.UsageError(f"invalid setting: {exc}") from None
+
+
+def run(coro: Coroutine) -> Any:
+    """Run a command's coroutine; errors meant for a person become a message and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except DistillError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
+@click.option("--bootstrap", help="Kafka bootstrap servers [env DISTILL_BOOTSTRAP, default localhost:9092].")
+@click.option("--topic-prefix", help="Prefix of every topic [env DISTILL_TOPIC_PREFIX, default 'distill.'].")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Worker state folder [env DISTILL_DATA_DIR].")
+@click.pass_context
+def main(ctx: click.Context, bootstrap: str | None, topic_prefix: str | None, data_dir: Path | None) -> None:
+    """distill-streams: scored LLM agent runs in, clean RAG, SFT and preference datasets out.
+
+    Every setting also comes from a DISTILL_* environment variable (see the README).
+    Typical session: `distill kafka up`, `distill worker &`, `distill ingest --evidence E
+    --scores S`, `distill wait`, `distill export --out X`, `distill stats`.
+    """
+    ctx.obj = Context({"bootstrap": bootstrap, "topic_prefix": topic_prefix, "data_dir": data_dir})
+
+
+def _register() -> None:
+    from streams.cli import data, demo, quarantine, worker
+    from streams.cli.kafka import kafka_group
+
+    main.add_command(kafka_group)
+    for module in (worker, data, quarantine, demo):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,139 @@
+"""``distill ingest``, ``manifest publish``, ``wait``, ``export`` and ``stats``."""
+
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from streams.cli import Context, run
+from streams.export import EXPORT_FILES, export
+from streams.ingest import expand, publish_files
+from streams.manifest_publish import manifest_paths, publish_manifest
+from streams.stats import Stats, collect
+from streams.wait import wait_caught_up
+
+console = Console(stderr=True)
+
+
+def _print_json(data) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+@click.command("ingest")
+@click.option("--evidence", "evidence", multiple=True, type=click.Path(path_type=Path), help="Evidence JSONL file or folder (repeatable).")
+@click.option("--scores", "scores", multiple=True, type=click.Path(path_type=Path), help="Scored-run JSONL file or folder (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
+@click.pass_obj
+def ingest(ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], as_json: bool) -> None:
+    """Publish JSONL files (or every *.jsonl under a folder) to the input topics, keyed by run id.
+
+    Invalid lines are published too, so the quarantine shows them with a reason.
+    """
+    if not evidence and not scores:
+        raise click.UsageError("nothing to ingest: pass --evidence PATH and/or --scores PATH")
+    try:
+        files = {"evidence": expand(list(evidence)), "scored-runs": expand(list(scores))}
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    total = sum(1 for paths in files.values() for p in paths for line in p.open("rb") if line.strip())
+    with Progress(console=console, disable=as_json, transient=True) as progress:
+        task = progress.add_task("publishing", total=total)
+        summary = run(publish_files(ctx.settings(), files, lambda n: progress.advance(task, n)))
+    if as_json:
+        _print_json({"published": summary.published, "files": summary.files})
+    else:
+        console.print(f"published {summary.published['evidence']} evidence and "
+                      f"{summary.published['scored-runs']} scored-run messages from {len(summary.files)} files")
+
+
+@click.group("manifest")
+def manifest() -> None:
+    """The file manifest that `hallucinated_file_path` checks against."""
+
+
+@manifest.command("publish")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.pass_obj
+def manifest_publish(ctx: Context, path: Path, as_json: bool) -> None:
+    """Publish the files of PATH: a git checkout's tracked files, every file under a folder,
+    or the paths listed one a line in a text file. Paths gone since the last publish are
+    retracted."""
+    paths = manifest_paths(path)
+    published, retracted = run(publish_manifest(ctx.settings(), paths))
+    if as_json:
+        _print_json({"published": published, "retracted": retracted})
+    else:
+        console.print(f"manifest: {published} paths published, {retracted} retracted")
+
+
+@click.command("wait")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds before giving up (exit 1).")
+@click.pass_obj
+def wait(ctx: Context, timeout: float) -> None:
+    """Block until the worker has consumed every input published so far and every
+    closable pair window is closed."""
+    with console.status("waiting for the worker to catch up"):
+        run(wait_caught_up(ctx.settings(), timeout))
+    console.print("caught up")
+
+
+@click.command("export")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write into.")
+@click.option("--kind", type=click.Choice([*EXPORT_FILES, "all"]), default="all", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+@click.pass_obj
+def export_command(ctx: Context, out: Path, kind: str, as_json: bool) -> None:
+    """Write the live datasets as JSONL sorted by id, and DIR/receipt.json."""
+    kinds = list(EXPORT_FILES) if kind == "all" else [kind]
+    with console.status("reading output topics"):
+        receipt = run(export(ctx.settings(), out, kinds))
+    if as_json:
+        _print_json(receipt)
+        return
+    for relative, info in receipt["files"].items():
+        console.print(f"{info['count']:>7}  {out / relative}")
+    console.print(f"receipt: {out / 'receipt.json'}")
+
+
+def stats_table(stats: Stats) -> Table:
+    table = Table(title="distill stats", show_lines=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("valid scores (distinct runs)", stats.valid_scores), ("joined runs", stats.joined),
+        ("pending joins (waiting for evidence)", stats.pending_joins), ("timed out at join", stats.join_timed_out),
+        *((f"{s} samples live", n) for s, n in stats.samples_live.items()),
+        *((f"{s} runs quarantined (latest outcome)", n) for s, n in stats.stage_quarantined.items()),
+        ("input messages", stats.input_messages), ("invalid input messages", stats.invalid_input_messages),
+        ("pair windows open", stats.open_windows), ("pair windows closed", stats.closed_windows),
+        ("insufficient_pair_tasks", stats.insufficient_pair_tasks), ("consumer lag", stats.consumer_lag),
+    ]
+    for what, count in rows:
+        table.add_row(what, str(count))
+    for stage, reasons in stats.quarantine_by_stage_reason.items():
+        for reason, count in reasons.items():
+            table.add_row(f"quarantine records: {stage} / {reason}", str(count))
+    for check, ok in stats.checks.items():
+        table.add_row(f"check: {check}", "[green]ok[/]" if ok else "[red]FAILS[/]")
+    table.add_row("[bold]books balance[/]", "[bold green]yes[/]" if stats.balanced else "[bold red]NO[/]")
+    return table
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_obj
+def stats(ctx: Context, as_json: bool) -> None:
+    """Counts by stage and reason, pending joins, pair windows, lag, and whether the books balance."""
+    with console.status("reading topics and tables"):
+        figures = run(collect(ctx.settings()))
+    if as_json:
+        _print_json(figures.to_dict())
+    else:
+        Console().print(stats_table(figures))
+
+
+COMMANDS = [ingest, manifest, wait, export_command, stats]

@@ -1,0 +1,5 @@
+"""``distill demo``: the whole loop on bundled sample data."""
+
+import click
+
+COMMANDS = []

@@ -1,0 +1,23 @@
+"""Errors that reach a person. Each says what was wrong and, where needed, what to do.
+
+    DistillError
+     ├── TopicLayoutError      topics exist with a layout that breaks the contract
+     ├── BrokerUnavailable     the Kafka broker cannot be reached
+     └── WaitTimeout           ``distill wait`` gave up before the worker caught up
+"""
+
+
+class DistillError(Exception):
+    """Base of every error this product raises on purpose."""
+
+
+class TopicLayoutError(DistillError):
+    """Existing topics have partition counts that would break the join's co-partitioning."""
+
+
+class BrokerUnavailable(DistillError):
+    """The Kafka broker at DISTILL_BOOTSTRAP did not answer."""
+
+
+class WaitTimeout(DistillError):
+    """The worker did not catch up with its input within the time allowed."""

@@ -1,0 +1,224 @@
+"""Plain aiokafka at the edge: connection options, topic set-up, reading and writing topics.
+
+The CLI commands (ingest, export, stats, wait, tail, replay) use these; the worker
+uses Faust. Both take their connection settings from ``DistillSettings`` here.
+"""
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from streams.errors import TopicLayoutError
+from streams.settings import DistillSettings
+from streams.topics import TOPIC_SPECS, TopicSpec
+
+
+def _ssl_context(settings: DistillSettings) -> ssl.SSLContext | None:
+    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+
+
+def client_options(settings: DistillSettings) -> dict[str, Any]:
+    """Connection options for any aiokafka client; the password never leaves this dict."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "security_protocol": settings.security_protocol,
+    }
+    context = _ssl_context(settings)
+    if context:
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def faust_credentials(settings: DistillSettings) -> Any:
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=_ssl_context(settings),
+        )
+    return _ssl_context(settings)
+
+
+def producer(settings: DistillSettings, **extra: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **client_options(settings), linger_ms=20, max_request_size=2 * 1024 * 1024,
+        enable_idempotence=True, acks="all", **extra,
+    )
+
+
+def consumer(settings: DistillSettings, *topics: str, **extra: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics, **client_options(settings), enable_auto_commit=False,
+        isolation_level="read_committed", auto_offset_reset="earliest", **extra,
+    )
+
+
+async def ensure_topics(settings: DistillSettings, specs: Iterable[TopicSpec] = TOPIC_SPECS) -> None:
+    """Create missing topics; refuse a layout that would break co-partitioning."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        specs = list(specs)
+        existing = await _partition_counts(admin, [settings.topic(s.name) for s in specs])
+        missing = [
+            NewTopic(settings.topic(s.name), s.partition_count(settings), settings.replication_factor, topic_configs=s.config())
+            for s in specs if settings.topic(s.name) not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except KafkaError as exc:
+                if "TopicAlreadyExists" not in type(exc).__name__:
+                    raise
+        for spec in specs:
+            name = settings.topic(spec.name)
+            want = spec.partition_count(settings)
+            if name in existing and existing[name] != want:
+                raise TopicLayoutError(
+                    f"topic {name} has {existing[name]} partitions but DISTILL_PARTITIONS needs {want}.\n"
+                    "Operator action: set DISTILL_PARTITIONS to the existing count, or use a new DISTILL_TOPIC_PREFIX."
+                )
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: DistillSettings, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        present = set(await admin.list_topics())
+        doomed = [n for n in names if n in present]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    present = set(await admin.list_topics())
+    wanted = [n for n in names if n in present]
+    if not wanted:
+        return {}
+    described = await admin.describe_topics(wanted)
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+async def end_offsets(settings: DistillSettings, names: list[str]) -> dict[TopicPartition, int]:
+    """Next offset to be written, per partition (of the topics that exist)."""
+    reader = consumer(settings)
+    await reader.start()
+    try:
+        partitions = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(reader.partitions_for_topic(name) or await _fetch_partitions(reader, name))
+        ]
+        return await reader.end_offsets(partitions) if partitions else {}
+    finally:
+        await reader.stop()
+
+
+async def _fetch_partitions(reader: AIOKafkaConsumer, name: str) -> set[int]:
+    await reader._client.force_metadata_update()
+    return reader.partitions_for_topic(name) or set()
+
+
+async def read_topic(
+    settings: DistillSettings, name: str, ends: dict[TopicPartition, int] | None = None
+) -> AsyncIterator[Any]:
+    """Every committed message of a topic, from its beginning up to ``ends`` (default: its end now)."""
+    if ends is None:
+        ends = await end_offsets(settings, [name])
+    todo = {tp: end for tp, end in ends.items() if end > 0}
+    if not todo:
+        return
+    reader = consumer(settings)
+    await reader.start()
+    try:
+        reader.assign(list(todo))
+        await reader.seek_to_beginning(*todo)
+        while todo:
+            batch = await reader.getmany(*todo, timeout_ms=500)
+            for tp, messages in batch.items():
+                for message in messages:
+                    if message.offset < todo.get(tp, 0):
+                        yield message
+            for tp in list(todo):
+                # Compare positions, not offsets: transaction markers take offsets no message has.
+                if await reader.position(tp) >= todo[tp]:
+                    del todo[tp]
+    finally:
+        await reader.stop()
+
+
+async def latest_values(settings: DistillSettings, name: str) -> tuple[dict[bytes, bytes], dict[str, int]]:
+    """The live value of every key of a compacted topic, and the end offsets read up to."""
+    ends = await end_offsets(settings, [name])
+    live: dict[bytes, bytes] = {}
+    async for message in read_topic(settings, name, ends):
+        if message.value is None:
+            live.pop(message.key, None)
+        else:
+            live[message.key] = message.value
+    return live, {str(tp.partition): end for tp, end in sorted(ends.items())}
+
+
+async def committed_offsets(settings: DistillSettings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The offsets a consumer group has committed (0 where it has none)."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await admin.close()
+    return {tp: (meta.offset if meta.offset >= 0 else 0) for tp, meta in offsets.items()}
+
+
+async def wait_topics_gone(settings: DistillSettings, names: list[str], timeout: float = 60.0) -> None:
+    """Topic deletion finishes in the background; creating a topic again must wait for it."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        for _ in range(int(timeout / 0.25)):
+            if not set(names) & set(await admin.list_topics()):
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+    raise TopicLayoutError(f"topics {names} were not deleted within {timeout:.0f} s")
+
+
+async def rewind_group(settings: DistillSettings, group: str, partitions: list[TopicPartition]) -> None:
+    """Commit offset 0 for a group with no members, so its next start reads from the beginning."""
+    committer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
+    await committer.start()
+    try:
+        committer.assign(partitions)
+        await committer.commit({tp: 0 for tp in partitions})
+    finally:
+        await committer.stop()
+
+
+async def group_has_members(settings: DistillSettings, group: str) -> bool:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    return any(getattr(g, "members", None) for g in described) if described else False

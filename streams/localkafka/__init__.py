@@ -1,0 +1,1 @@
+"""A real single-node Apache Kafka broker on loopback, for development and tests."""

@@ -1,0 +1,85 @@
+"""Building quarantine records and the Kafka headers that repeat their routing fields."""
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import Provenance, QuarantineRecord, QuarantineSource
+from schemas.quarantine_record import Reason, Stage, quarantine_id
+
+# Raw bytes beyond this are cut from the record (the limit keeps a record under Kafka's size cap).
+RAW_KEEP_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SourceMessage:
+    """Where an input message sits in Kafka, and when it was written there."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    timestamp_ms: int
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+    @property
+    def recorded_at(self) -> str:
+        moment = datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "key": self.key, "timestamp_ms": self.timestamp_ms}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SourceMessage":
+        return cls(**data)
+
+
+def quarantine_record(
+    *,
+    stage: Stage,
+    reason: Reason,
+    subject: str,
+    errors: list[str] | tuple[str, ...],
+    source: SourceMessage,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    source_record: dict[str, Any] | None = None,
+    raw: bytes | None = None,
+    source_provenance: Provenance | None = None,
+) -> QuarantineRecord:
+    errors = list(errors)
+    raw_text = None
+    if raw is not None:
+        if len(raw) > RAW_KEEP_BYTES:
+            errors.append(f"raw bytes cut to the first {RAW_KEEP_BYTES} of {len(raw)}")
+        raw_text = base64.b64encode(raw[:RAW_KEEP_BYTES]).decode("ascii")
+    return QuarantineRecord(
+        id=quarantine_id(stage, reason, subject),
+        stage=stage,
+        reason=reason,
+        errors=errors,
+        run_id=run_id,
+        task_id=task_id,
+        source_record=source_record,
+        raw=raw_text,
+        source=QuarantineSource(topic=source.topic, partition=source.partition, offset=source.offset, key=source.key),
+        source_provenance=source_provenance.contract_fields() if source_provenance else None,
+        recorded_at=source.recorded_at,
+    )
+
+
+def quarantine_headers(record: QuarantineRecord) -> list[tuple[str, bytes]]:
+    """Routing fields as headers, so a consumer can filter without parsing the value."""
+    return [
+        ("stage", record.stage.encode()),
+        ("reason", record.reason.encode()),
+        ("source_topic", record.source.topic.encode()),
+        ("source_partition", str(record.source.partition).encode()),
+        ("source_offset", str(record.source.offset).encode()),
+    ]

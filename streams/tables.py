@@ -1,0 +1,43 @@
+"""RocksDB-backed tables, each restored from its changelog topic on start or rebalance.
+
+Keys and values are raw bytes (JSON via ``schemas.codec``), so the CLI can read a
+table's changelog topic without Faust. Tables of the join share the partitioning of
+the input topics; tables of pairing share that of ``pair-candidates``.
+"""
+
+from dataclasses import dataclass
+
+import faust
+
+from streams.settings import DistillSettings
+
+
+@dataclass(frozen=True)
+class Tables:
+    runs: faust.Table  # run_id -> RunState
+    pending_joins: faust.Table  # run_id -> {"partition", "deadline"} while a score waits for evidence
+    stream_time: faust.Table  # "join:{partition}" / "pair:{partition}" -> latest scored_at (epoch s)
+    pair_windows: faust.Table  # "{task_id}|{window start}" -> PairWindow
+    pair_run_window: faust.Table  # run_id -> key of the window holding the run
+    open_windows: faust.Table  # "pair:{partition}" -> {window key: [closes_at, last activity]}
+
+
+TABLE_NAMES = ("runs", "pending_joins", "stream_time", "pair_windows", "pair_run_window", "open_windows")
+
+
+def changelog_topic(settings: DistillSettings, table: str) -> str:
+    """The changelog topic Faust writes a table to (read by ``distill stats``)."""
+    return f"{settings.application_id}-{table}-changelog"
+
+
+def declare_tables(app: faust.App, settings: DistillSettings) -> Tables:
+    def table(name: str) -> faust.Table:
+        return app.Table(
+            name,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            help=Tables.__dataclass_fields__[name].type.__doc__,
+        )
+
+    return Tables(**{name: table(name) for name in TABLE_NAMES})

@@ -1,0 +1,88 @@
+"""Running the Faust worker, in this process or as a child, and rebuilding from the inputs."""
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import faust
+from aiokafka import TopicPartition
+
+from streams import kafka_io
+from streams.app import build_pipeline
+from streams.errors import DistillError
+from streams.settings import DistillSettings
+from streams.tables import TABLE_NAMES, changelog_topic
+from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
+from streams.wait import wait_caught_up
+
+
+def run_worker(settings: DistillSettings) -> None:
+    """Run until SIGINT/SIGTERM; Faust commits and closes the tables on the way out."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(kafka_io.ensure_topics(settings))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    pipeline = build_pipeline(settings)
+    worker = faust.Worker(pipeline.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
+
+
+def settings_env(settings: DistillSettings) -> dict[str, str]:
+    """The settings as DISTILL_* variables, for a child worker (the secret included, never printed)."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        secret = getattr(value, "get_secret_value", None)
+        env[f"DISTILL_{name.upper()}"] = str(secret() if secret else value)
+    return env
+
+
+@asynccontextmanager
+async def child_worker(settings: DistillSettings, log_path: Path | None = None):
+    """A ``distill worker`` subprocess for the duration of the block, stopped cleanly after."""
+    log_path = log_path or settings.data_dir / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"], env=settings_env(settings), stdout=log, stderr=log,
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def reset_outputs(settings: DistillSettings) -> None:
+    """Delete every output, the internal topics and the local state; rewind the group."""
+    doomed = [settings.topic(s.name) for s in (*OUTPUT_TOPICS, PAIR_CANDIDATES)]
+    doomed += [changelog_topic(settings, t) for t in TABLE_NAMES]
+    await kafka_io.delete_topics(settings, doomed)
+    await kafka_io.wait_topics_gone(settings, doomed)
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    await kafka_io.ensure_topics(settings)
+    ends = await kafka_io.end_offsets(settings, [settings.topic(s.name) for s in INPUT_TOPICS])
+    await kafka_io.rewind_group(settings, settings.application_id, [TopicPartition(tp.topic, tp.partition) for tp in ends])
+
+
+async def replay(settings: DistillSettings, timeout: float) -> None:
+    """Rebuild every output from the input topics (the worker must not be running)."""
+    if await kafka_io.group_has_members(settings, settings.application_id):
+        raise DistillError(
+            f"a worker of group {settings.application_id!r} is running.\n"
+            "Operator action: stop it (Ctrl-C or SIGTERM), then run `distill replay` again."
+        )
+    await reset_outputs(settings)
+    logging.getLogger(__name__).info("outputs reset; rebuilding")
+    async with child_worker(settings):
+        await wait_caught_up(settings, timeout)
