@@ -175,9 +175,7 @@ class Line:
     invalid_kind: str | None = None  # the defect that makes the line undecodable, if any
 
     def render(self) -> str:
-        if isinstance(self.payload, str):
-            return self.payload
-        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+        return self.payload if isinstance(self.payload, str) else compact(self.payload)
 
 
 def rfc3339(seconds: int) -> str:
@@ -186,6 +184,11 @@ def rfc3339(seconds: int) -> str:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def compact(obj) -> str:
+    """One JSONL line: compact, UTF-8 kept as is."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 # --- tasks and time ---------------------------------------------------------------------
@@ -451,10 +454,6 @@ def orphan_scores(rng, tasks, offsets) -> tuple[list[str], list[Line]]:
     return ids, lines
 
 
-def compact(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
 # Lines no consumer can decode into a record (SPEC 7: schema_violation at stage input).
 # Each builder gets the line's run id and an otherwise valid record, and spoils one thing.
 EVIDENCE_INVALID = [
@@ -473,7 +472,7 @@ SCORE_INVALID = [
     ("not_json", lambda rid, rec: f"category=accepted run={rid} scored_at={rec['scored_at']}"),
     ("json_array", lambda rid, rec: compact([rec])),
     ("json_string", lambda rid, rec: compact(f"score for {rid}: accepted")),
-    ("json_string", lambda rid, rec: compact(rec["scored_at"])),
+    ("json_string", lambda rid, rec: compact(rid)),  # the key sent as the value
     ("wrong_type", lambda rid, rec: {**rec, "reasons": "not a list"}),
     ("wrong_type", lambda rid, rec: {**rec, "schema_version": "1"}),
     ("wrong_type", lambda rid, rec: {**rec, "evidence_task_id": 7}),
@@ -497,7 +496,7 @@ def invalid_lines(rng, offsets) -> tuple[dict[str, list[str]], list[Line], list[
             task_id = f"observer:ingest-pipeline-{rng.randint(1, 60)}"
             if make == "evidence":
                 record = evidence_record(run_id, task_id, "observer_reviews",
-                                         f"Observer note for {task_id}: batch {rng.randint(100, 99_999)} "
+                                         f"Observer note for {task_id.split(':')[1]}: batch {rng.randint(100, 99_999)} "
                                          "wrote its rows; lag stayed under a minute.", [], t - 300, offsets)
             else:
                 record = score_record(run_id, task_id, "observer_reviews", "accepted", ["tests pass"], t, offsets)
@@ -576,7 +575,7 @@ def write_jsonl(path: Path, lines: list[Line]) -> list[int]:
 
 
 def task_shapes(runs: list[Run]) -> dict[str, int]:
-    by_task: dict[str, set[str]] = {}
+    by_task: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     for run in runs:
         by_task.setdefault(run.task_id, []).append(run.category)
@@ -614,8 +613,8 @@ The same script always writes the same bytes (`tests/unit/test_sample_data.py` c
 `manifest.txt` lists the {len(MANIFEST)} repository files that exist (publish it with
 `distill manifest publish`); `expected.json` holds the counts below and the run ids of every
 defect, for tests. Records are SPEC section 2 shapes, compact JSON, one a line, in stream
-order: ordered by `scored_at` (up to 2 minutes of delivery jitter), the evidence of a run at
-the same place as its score. Evidence is recorded 2-15 minutes before its score.
+order: ordered by `scored_at` (up to 2 minutes of delivery jitter), evidence lines in the
+same order as their scores. Evidence is recorded 2-15 minutes before its score.
 
 ## Runs
 

@@ -1,8 +1,13 @@
-"""The join agent: evidence and scores of one run meet here, keyed by run id (SPEC 3-4).
+"""The join agents: evidence and scores of one run meet here, keyed by run id (SPEC 3-4).
 
-Both input topics are co-partitioned, so one agent reads both and the ``runs`` table
-holds the whole state of a run in the partition of its id.
+The input topics are co-partitioned (Faust assigns partition N of both to one worker),
+so the ``runs`` table holds the whole state of a run in the partition of its id. One
+agent a topic, both running ``handle`` under one lock: a run's events are decided and
+sent strictly one after the other, so a retraction can never overtake the sample it
+retracts.
 """
+
+import asyncio
 
 from faust.types import EventT
 
@@ -21,16 +26,22 @@ def source_of(event: EventT) -> SourceMessage:
 
 
 def register(pipeline: Pipeline) -> None:
-    settings = pipeline.settings
     app = pipeline.app
-    evidence_topic = settings.topic("evidence")
-    inputs = app.topic(evidence_topic, settings.topic("scored-runs"), key_type=bytes, value_type=bytes)
+    one_at_a_time = asyncio.Lock()
 
-    @app.agent(inputs, name="join")
-    async def join(stream):
+    @app.agent(pipeline.topics["evidence"], name="join_evidence")
+    async def join_evidence(stream):
         await pipeline.manifest.ready.wait()
         async for event in stream.events():
-            await handle(pipeline, event, is_evidence=event.message.topic == evidence_topic)
+            async with one_at_a_time:
+                await handle(pipeline, event, is_evidence=True)
+
+    @app.agent(pipeline.topics["scored-runs"], name="join_scores")
+    async def join_scores(stream):
+        await pipeline.manifest.ready.wait()
+        async for event in stream.events():
+            async with one_at_a_time:
+                await handle(pipeline, event, is_evidence=False)
 
 
 async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:

@@ -26,6 +26,10 @@ def _broker() -> LocalKafka:
         _fail(exc)
 
 
+def _show_step(step: str) -> None:
+    console.print(f"[dim]• {escape(step)}[/]")
+
+
 @click.group("kafka")
 def kafka_group() -> None:
     """Run a local Apache Kafka broker (KRaft, single node) on 127.0.0.1.
@@ -42,7 +46,7 @@ def up(timeout: float) -> None:
     broker = _broker()
     try:
         with console.status("starting Kafka…"):
-            message = broker.up(timeout=timeout, progress=lambda step: console.print(f"[dim]• {escape(step)}[/]"))
+            message = broker.up(timeout=timeout, progress=_show_step)
     except LocalKafkaError as exc:
         _fail(exc)
     console.print(f"[green]✓[/] {escape(message)}")

@@ -9,7 +9,8 @@ lives under one home folder::
     home/logs/server.log       the broker's own log
     home/broker.out            the JVM's stdout/stderr
     home/broker.pid            pid of the broker we started
-    home/server.properties, home/log4j2.properties
+    home/server.properties, home/log4j2.properties   (mode 0600, home itself 0700)
+    home/pom.xml, home/mvn.out a copy of pom.xml and Maven's output
 
 Only the process named in ``broker.pid`` is ever stopped, and only after checking that
 its command line is a Kafka broker for this very home, so other brokers are never touched.
@@ -30,10 +31,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 KAFKA_VERSION = "4.1.1"  # keep in step with pom.xml
 MIN_JAVA = 17
@@ -80,6 +85,11 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 @dataclass
 class LocalKafka:
+    """One broker per home. With ``sasl_port`` and SCRAM credentials it also listens for
+    SASL_PLAINTEXT; the SCRAM user is created when the storage is first formatted, so
+    changing it later means `down` and deleting ``home/data``.
+    """
+
     home: Path = Path(".local/kafka")
     port: int = 9092
     controller_port: int = 9093
@@ -261,10 +271,12 @@ class LocalKafka:
             if pid is None or not self._is_our_broker(pid):
                 self.pid_file.unlink(missing_ok=True)
                 return "Kafka is not running (removed a stale pid file)"
-            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it may exit on its own meanwhile
+                os.kill(pid, signal.SIGTERM)
             killed = not self._wait_exit(pid, 30.0)
             if killed:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 self._wait_exit(pid, 10.0)
             _children.pop(pid, None)
             self.pid_file.unlink(missing_ok=True)
@@ -339,7 +351,8 @@ class LocalKafka:
         if result.returncode != 0 or not any(partial.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
             raise AssemblyError(
                 f"Maven could not fetch the Kafka {KAFKA_VERSION} jars (exit {result.returncode}); "
-                f"check network access to the Maven repository. Last lines of {log}:\n{_tail(log)}"
+                f"check network access to the Maven repository. Last lines of {log}:\n"
+                f"{_tail(log) or '(nothing)'}"
             )
         shutil.rmtree(self.lib_dir, ignore_errors=True)
         partial.rename(self.lib_dir)
@@ -347,8 +360,8 @@ class LocalKafka:
 
     def _format(self, java: str) -> None:
         cluster_id = _new_cluster_id()
-        command = [java, "-cp", f"{self.lib_dir}/*", f"-Dlog4j2.configurationFile={self.log4j_properties}",
-                   "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.server_properties)]  # fmt: skip
+        command = [*self._java_command(java), "kafka.tools.StorageTool", "format",
+                   "-t", cluster_id, "-c", str(self.server_properties)]  # fmt: skip
         # The SCRAM password goes through an @file (one argument per line), never on a
         # command line where `ps` would show it; the file is removed right after.
         args_file = self.home / "format.args"
@@ -357,7 +370,9 @@ class LocalKafka:
             self._write_private(args_file, f"--add-scram\n{scram}\n")
             command.append(f"@{args_file}")
         try:
-            result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+            )
         finally:
             args_file.unlink(missing_ok=True)
         if result.returncode != 0:
@@ -371,8 +386,7 @@ class LocalKafka:
 
     def _start(self, java: str) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = [java, "-Xmx512m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-                   "-cp", f"{self.lib_dir}/*", f"-Dlog4j2.configurationFile={self.log4j_properties}",
+        command = [*self._java_command(java, "-Xmx512m", "-XX:+ExitOnOutOfMemoryError"),
                    "kafka.Kafka", str(self.server_properties)]  # fmt: skip
         with self.out_file.open("wb") as out:
             # A new session, so Ctrl-C in the terminal that ran `up` does not reach the broker.
@@ -392,10 +406,11 @@ class LocalKafka:
                 proc = _children.pop(pid, None)
                 code = f" (exit {proc.returncode})" if proc is not None else ""
                 out = _tail(self.out_file)
-                out = f"\nLast lines of {self.out_file}:\n{out}" if out not in ("(empty)", "(missing)") else ""
                 raise BrokerStartError(
                     f"the Kafka broker exited during startup{code}. Last lines of {self.log_file}:\n"
-                    f"{_tail(self.log_file)}{out}\nFix the cause above, then run `distill kafka up` again."
+                    f"{_tail(self.log_file) or '(nothing)'}\n"
+                    + (f"Last lines of {self.out_file}:\n{out}\n" if out else "")
+                    + "Fix the cause above, then run `distill kafka up` again."
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -450,6 +465,10 @@ class LocalKafka:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _java_command(self, java: str, *jvm_options: str) -> list[str]:
+        return [java, *jvm_options, "-Djava.awt.headless=true", "-cp", f"{self.lib_dir}/*",
+                f"-Dlog4j2.configurationFile={self.log4j_properties}"]  # fmt: skip
+
     @staticmethod
     def _write_private(path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -478,15 +497,12 @@ def _new_cluster_id() -> str:
 
 def _tail(path: Path, lines: int = 20) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
-        return "(missing)"
+        return ""
 
 
 async def _probe(bootstrap: str, timeout: float) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaError
-
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="distill-kafka-probe", request_timeout_ms=int(timeout * 1000)
     )
@@ -500,7 +516,7 @@ async def _probe(bootstrap: str, timeout: float) -> bool:
         await admin.close()
 
 
-def _run_sync(make_coro: Callable[[], object]) -> bool:
+def _run_sync(make_coro: Callable[[], Coroutine[Any, Any, bool]]) -> bool:
     # aiokafka logs every refused connection at ERROR; while polling a booting broker
     # those are expected, so keep them off the user's terminal.
     logger = logging.getLogger("aiokafka")
@@ -510,9 +526,9 @@ def _run_sync(make_coro: Callable[[], object]) -> bool:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return bool(asyncio.run(make_coro()))  # type: ignore[arg-type]
+            return asyncio.run(make_coro())
         # Called from async code: asyncio.run cannot nest, so use a private loop in a thread.
         with ThreadPoolExecutor(1) as pool:
-            return bool(pool.submit(lambda: asyncio.run(make_coro())).result())  # type: ignore[arg-type]
+            return pool.submit(lambda: asyncio.run(make_coro())).result()
     finally:
         logger.setLevel(level)

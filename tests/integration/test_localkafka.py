@@ -78,6 +78,7 @@ def test_up_is_idempotent(kafka: LocalKafka) -> None:
 
 
 async def test_plaintext_round_trip(kafka: LocalKafka) -> None:
+    assert kafka.status()["ready"]  # also from inside a running event loop
     assert await round_trip("lk-plain", b"hello", bootstrap_servers=kafka.bootstrap) == [b"hello"]
 
 
@@ -85,7 +86,9 @@ async def test_scram_with_the_right_password(kafka: LocalKafka) -> None:
     assert await round_trip("lk-scram", b"secret hello", **scram_client()) == [b"secret hello"]
 
 
-async def test_scram_with_a_wrong_password_fails_fast(kafka: LocalKafka, caplog: pytest.LogCaptureFixture) -> None:
+async def test_scram_with_a_wrong_password_fails_fast(
+    kafka: LocalKafka, caplog: pytest.LogCaptureFixture
+) -> None:
     producer = AIOKafkaProducer(**scram_client(sasl_plain_password="not-" + PASSWORD))
     started = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaError):

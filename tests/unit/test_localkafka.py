@@ -73,7 +73,8 @@ def test_sasl_server_properties_hold_no_password(tmp_path: Path) -> None:
     assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in props["listener.security.protocol.map"]
     assert props["inter.broker.listener.name"] == "PLAINTEXT"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
-    assert "ScramLoginModule required;" in props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    jaas = props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    assert jaas == "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     assert PASSWORD not in text
     assert PASSWORD not in repr(kafka)
     assert kafka.sasl_bootstrap == "127.0.0.1:19502"
@@ -134,8 +135,8 @@ def test_pom_pins_the_versions_the_code_expects() -> None:
 
 
 def test_errors_share_one_base() -> None:
-    for error in (ConfigError, MissingToolError, FormatError, BrokerStartError, lk.PortInUseError, lk.AssemblyError):
-        assert issubclass(error, LocalKafkaError)
+    errors = (ConfigError, MissingToolError, FormatError, BrokerStartError, lk.PortInUseError, lk.AssemblyError)
+    assert all(issubclass(error, LocalKafkaError) for error in errors)
 
 
 # -- tool checks ----------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_maven_is_not_needed_once_jars_are_there(tmp_path: Path, monkeypatch: py
 
 def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = tmp_path / "bin"
-    write_script(bin_dir / "java", "import sys; print('openjdk version \"11.0.22\" 2024-01-16', file=sys.stderr)")
+    write_script(bin_dir / "java", "import sys; print('openjdk version \"11.0.22\"', file=sys.stderr)")
     write_script(bin_dir / "mvn", "")
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(MissingToolError, match="Java 11, but Kafka .* needs Java 17"):
@@ -185,7 +186,8 @@ if "kafka.tools.StorageTool" in args:
     if os.environ.get("FAKE_FORMAT_FAILS"):
         print("bad SCRAM argument: " + "".join(call["atfile"]), file=sys.stderr)
         sys.exit(1)
-    props = dict(l.split("=", 1) for l in Path(args[args.index("-c") + 1]).read_text().splitlines() if "=" in l)
+    lines = Path(args[args.index("-c") + 1]).read_text().splitlines()
+    props = dict(line.split("=", 1) for line in lines if "=" in line)
     Path(props["log.dirs"]).mkdir(parents=True, exist_ok=True)
     Path(props["log.dirs"], "meta.properties").write_text("node.id=1\\n")
     sys.exit(0)
@@ -255,7 +257,9 @@ def test_up_assembles_formats_and_reports_a_dying_broker(tmp_path: Path, fake_to
     assert [c["args"][-2] for c in calls(fake_tools)[3:]] == ["kafka.Kafka"]
 
 
-def test_format_failure_hides_the_password(tmp_path: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_format_failure_hides_the_password(
+    tmp_path: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_FORMAT_FAILS", "1")
     kafka = sasl_broker(tmp_path / "k")
     with pytest.raises(FormatError) as caught:
@@ -275,6 +279,16 @@ def test_busy_port_is_reported(tmp_path: Path, fake_tools: Path) -> None:
 
 
 # -- down() and status() with nothing running ----------------------------------------
+
+
+def spawn_sleeper(*marker_args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *marker_args])
+    # Popen can return before /proc shows the new command line; down() decides on it.
+    deadline = time.monotonic() + 10
+    while marker_args[-1].encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc
 
 
 def test_down_and_status_when_nothing_ever_ran(tmp_path: Path) -> None:
@@ -299,9 +313,7 @@ def test_down_never_signals_a_process_that_is_not_our_broker(tmp_path: Path) -> 
     kafka = LocalKafka(tmp_path / "k")
     kafka.home.mkdir(parents=True)
     # A live process whose command line even mentions kafka.Kafka, but not this home.
-    bystander = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", "/elsewhere/server.properties"]
-    )
+    bystander = spawn_sleeper("kafka.Kafka", "/elsewhere/server.properties")
     try:
         for pid in (bystander.pid, os.getpid(), 999_999_999):
             kafka.pid_file.write_text(f"{pid}\n")
@@ -318,9 +330,7 @@ def test_down_never_signals_a_process_that_is_not_our_broker(tmp_path: Path) -> 
 def test_down_stops_a_process_that_looks_like_our_broker(tmp_path: Path) -> None:
     kafka = LocalKafka(tmp_path / "k", free_port(), free_port())
     kafka.home.mkdir(parents=True)
-    lookalike = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", str(kafka.server_properties)]
-    )
+    lookalike = spawn_sleeper("kafka.Kafka", str(kafka.server_properties))
     try:
         kafka.pid_file.write_text(f"{lookalike.pid}\n")
         lk._children[lookalike.pid] = lookalike  # as if up() had started it here

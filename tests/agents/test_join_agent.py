@@ -1,0 +1,74 @@
+"""The join agents under ``test_context()``: decode, gate, send, quarantine."""
+
+import orjson
+
+from tests.agents.conftest import Recorded
+
+
+def evidence(run_id="run-1", **over):
+    return {"schema_version": 1, "run_id": run_id, "task_id": "task-1", "source_category": "scrum_reviews",
+            "text": "  the evidence text  ", "source_files": [],
+            "provenance": {"source_file": "e.jsonl", "line_offset": 1, "sig_hash": "ab", "recorded_at": "2026-04-20T00:00:00Z"},
+            **over}
+
+
+def score(run_id="run-1", category="accepted", scored_at="2026-04-20T01:00:00Z", **over):
+    return {"schema_version": 1, "evidence_run_id": run_id, "evidence_task_id": "task-1", "category": category,
+            "reasons": ["r"], "provenance": {"source_file": "s.jsonl", "line_offset": 2, "sig_hash": "cd",
+                                             "recorded_at": "2026-04-20T00:30:00Z"}, "scored_at": scored_at, **over}
+
+
+async def put(agent_ctx, key: str | None, value: dict | bytes) -> None:
+    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    await agent_ctx.put(raw, key=key.encode() if key else None)
+
+
+async def test_score_then_evidence_emits_samples(pipeline, recorded: Recorded):
+    async with pipeline.app.agents["join_evidence"].test_context() as ev, \
+            pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "run-1", score())
+        assert recorded.live("rag-samples") == {}
+        await put(ev, "run-1", evidence())
+    rag = recorded.live("rag-samples")
+    sft = recorded.live("sft-samples")
+    assert [s["text"] for s in rag.values()] == ["the evidence text"]
+    assert [s["messages"][1]["content"] for s in sft.values()] == ["the evidence text"]
+    assert recorded.values("quarantine") == []
+
+
+async def test_bad_input_is_quarantined_and_the_agent_keeps_going(pipeline, recorded: Recorded):
+    async with pipeline.app.agents["join_evidence"].test_context() as ev:
+        await put(ev, "x", b"\xff\xfe not json")
+        await put(ev, "x", b"[1, 2]")
+        await put(ev, "run-1", evidence(text=7))
+        await put(ev, "other", evidence())
+        await put(ev, "run-1", evidence())
+    records = recorded.values("quarantine")
+    assert [(r["stage"], r["reason"]) for r in records] == [("input", "schema_violation")] * 4
+    assert records[0]["raw"] is not None and records[0]["source_record"] is None
+    assert records[2]["source_record"]["text"] == 7 and records[2]["raw"] is None
+    assert "not the record's run id" in records[3]["errors"][0]
+
+
+async def test_rescore_to_rejected_retracts_with_tombstone_and_record(pipeline, recorded: Recorded):
+    async with pipeline.app.agents["join_evidence"].test_context() as ev, \
+            pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(ev, "run-1", evidence())
+        await put(sc, "run-1", score())
+        sft_id = next(iter(recorded.live("sft-samples")))
+        await put(sc, "run-1", score(category="rejected", scored_at="2026-04-20T02:00:00Z"))
+    assert recorded.live("sft-samples") == {} and recorded.live("rag-samples") == {}
+    assert recorded.messages["sft-samples"][-1] == (sft_id, None)
+    sft_records = [r for r in recorded.values("quarantine") if r["stage"] == "sft"]
+    assert [r["reason"] for r in sft_records] == ["unsafe_sft_category"]
+    assert sft_id in sft_records[0]["errors"][0]
+
+
+async def test_score_without_evidence_times_out_by_stream_time(pipeline, recorded: Recorded):
+    async with pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "lonely", score(run_id="lonely", scored_at="2026-04-20T00:00:00Z"))
+        await put(sc, "later", score(run_id="later", scored_at="2026-04-20T00:59:00Z"))
+        assert recorded.values("quarantine") == []
+        await put(sc, "latest", score(run_id="latest", scored_at="2026-04-20T01:00:01Z"))
+    records = recorded.values("quarantine")
+    assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "lonely")]
