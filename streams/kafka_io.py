@@ -183,7 +183,15 @@ async def committed_offsets(settings: DistillSettings, group: str, partitions: l
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        for attempt in range(40):
+            try:
+                offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                break
+            except KafkaError as exc:
+                # A fresh broker creates its offsets topic on first use: the coordinator comes soon.
+                if not exc.retriable or attempt == 39:
+                    raise
+                await asyncio.sleep(0.25)
     finally:
         await admin.close()
     return {tp: (meta.offset if meta.offset >= 0 else 0) for tp, meta in offsets.items()}

@@ -1,0 +1,70 @@
+"""One real local broker per test session; each test gets its own topic prefix and app id."""
+
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.export import export
+from streams.ingest import publish_files
+from streams.localkafka.broker import LocalKafka
+from streams.settings import DistillSettings
+from streams.wait import wait_caught_up
+from streams.worker import child_worker
+
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "streams" / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    """The local broker of `distill kafka up` (started here when it is not running)."""
+    kafka = LocalKafka.from_env()
+    kafka.up(timeout=180)
+    return kafka.bootstrap
+
+
+@pytest.fixture
+def make_settings(broker, tmp_path, request):
+    """Settings with a prefix, app id and state folder of this test alone."""
+
+    def make(**overrides) -> DistillSettings:
+        tag = f"{request.node.name[:30]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+        defaults = dict(
+            bootstrap=broker, topic_prefix=f"it.{tag}.", data_dir=tmp_path / tag, web_enabled=False,
+            pair_idle_close=2.0, processing_guarantee="at_least_once", log_level="info",
+        )
+        return DistillSettings(**(defaults | overrides))
+
+    return make
+
+
+@asynccontextmanager
+async def running_worker(settings: DistillSettings):
+    async with child_worker(settings, settings.data_dir / "worker.log") as process:
+        yield process
+        if process.poll() is not None:
+            log = (settings.data_dir / "worker.log").read_text()[-3000:]
+            raise AssertionError(f"the worker exited with {process.returncode}:\n{log}")
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    """Rows as JSONL: dicts are encoded, bytes go as they are (for broken lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n" for r in rows))
+    return path
+
+
+async def ingest(settings: DistillSettings, evidence: list[Path] = (), scores: list[Path] = ()) -> None:
+    await publish_files(settings, {"evidence": list(evidence), "scored-runs": list(scores)})
+
+
+async def settle_and_export(settings: DistillSettings, timeout: float = 120) -> dict[str, list[dict]]:
+    """Wait for the worker, export everything, and return the rows of each file by kind."""
+    await wait_caught_up(settings, timeout)
+    out = settings.data_dir / "export"
+    await export(settings, out, ["rag", "sft", "preference", "quarantine"])
+    files = {"rag": "rag/samples.jsonl", "sft": "sft/samples.jsonl",
+             "preference": "preference/chosen_rejected.jsonl", "quarantine": "quarantine/records.jsonl"}
+    return {kind: [orjson.loads(line) for line in (out / rel).read_bytes().splitlines()] for kind, rel in files.items()}
