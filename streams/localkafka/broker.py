@@ -40,6 +40,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from streams.errors import DistillError
+
 KAFKA_VERSION = "4.1.1"  # keep in step with pom.xml
 MIN_JAVA = 17
 INSTALL_HINT = "install them with e.g. `apt-get install openjdk-17-jre-headless maven`"
@@ -50,7 +52,7 @@ POM = Path(__file__).with_name("pom.xml")
 _SCRAM_FORBIDDEN = re.compile(r'[,\[\]"\\\s]')
 
 
-class LocalKafkaError(Exception):
+class LocalKafkaError(DistillError):
     """Anything that stops the local broker from being started, stopped or inspected."""
 
 

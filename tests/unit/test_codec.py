@@ -9,7 +9,7 @@ import pytest
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, encode
-from records import ABSENT, encoded, make_evidence, make_provenance, make_score
+from tests.unit.records import ABSENT, encoded, make_evidence, make_provenance, make_score
 
 MAX = 1_000_000
 MODELS = {"evidence": (EvidenceRecord, make_evidence), "score": (ScoredRun, make_score)}

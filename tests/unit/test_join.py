@@ -10,7 +10,7 @@ from schemas import EvidenceRecord, QuarantineRecord, ScoredRun
 from schemas.codec import dumps, encode, loads
 from streams.firewall import GateOptions, rag_outcome, sft_outcome
 from streams.join import Publish, RunState, on_evidence, on_join_timeout, on_score
-from records import (
+from tests.unit.records import (
     RUN_ID,
     TASK_ID,
     expected_quarantine_id,
@@ -245,6 +245,8 @@ def test_rescore_with_the_same_verdict_emits_nothing_new(category):
     previous = loads(publishes(joined(score=make_score(category=category))[1], "pair-candidates")[0].value)
     for candidate in publishes(effects, "pair-candidates"):
         assert loads(candidate.value)["run"] == previous["run"]
+    # Delivered at the original coordinates (a replay of a changed record), it is silent altogether.
+    assert score_step(state, same)[1] == []
 
 
 def test_rescore_rejected_again_later_adds_no_second_record():

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The demo: set-up (idempotent), then the whole loop on the bundled sample data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/distill demo "$@"
