@@ -13,7 +13,7 @@ from faust.types import EventT
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
-from streams.agents.emit import send_effects, send_quarantine
+from streams.agents.emit import WATERMARK_KEY, Watermark, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.quarantine import SourceMessage, quarantine_record
@@ -52,21 +52,30 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
     if isinstance(record, Undecodable):
         await reject_input(pipeline, source, record.errors, record.source_record, event.message.value)
         return
+    obj = original_object(record)
     run_id = record.run_id if is_evidence else record.evidence_run_id
     if source.key != run_id:
         errors = [f"message key {source.key!r} is not the record's run id {run_id!r}; inputs must be keyed by run id"]
-        await reject_input(pipeline, source, errors, loads(event.message.value), None)
+        await reject_input(pipeline, source, errors, obj, None)
         return
 
+    if not is_evidence:
+        set_stream_time(pipeline, source.partition, record.scored_at_epoch)
     state = RunState.from_dict(loads(tables.runs[run_id]) if run_id in tables.runs else None)
     step = on_evidence if is_evidence else on_score
-    new_state, effects = step(state, record, loads(event.message.value), source, pipeline.gate_options, pipeline.manifest)
+    new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest)
     if new_state != state:
         tables.runs[run_id] = dumps(new_state.to_dict())
-    await send_effects(pipeline, effects)
-    await track_pending(pipeline, run_id, new_state, source.partition)
+    await send_effects(pipeline, effects, watermark(pipeline, source.partition))
+    track_pending(pipeline, run_id, new_state, source.partition)
     if not is_evidence:
-        await advance_stream_time(pipeline, source.partition, record.scored_at_epoch)
+        await time_out_overdue(pipeline, source.partition)
+        await broadcast_watermark(pipeline, source.partition)
+
+
+def original_object(record) -> dict:
+    """The input object as it came (fields it set, extras included), without parsing again."""
+    return record.model_dump(mode="json", exclude_unset=True)
 
 
 async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, raw: bytes | None) -> None:
@@ -80,7 +89,7 @@ async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, r
     ))
 
 
-async def track_pending(pipeline: Pipeline, run_id: str, state: RunState, partition: int) -> None:
+def track_pending(pipeline: Pipeline, run_id: str, state: RunState, partition: int) -> None:
     pending = pipeline.tables.pending_joins
     if state.pending and not state.join_quarantined:
         deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
@@ -91,17 +100,28 @@ async def track_pending(pipeline: Pipeline, run_id: str, state: RunState, partit
         del pending[run_id]
 
 
-async def advance_stream_time(pipeline: Pipeline, partition: int, scored_at: float) -> None:
-    """Stream time moves with the data; scores waiting past their deadline time out."""
-    tables = pipeline.tables
-    key = f"join:{partition}"
-    current = loads(tables.stream_time[key]) if key in tables.stream_time else None
-    if current is not None and scored_at <= current:
-        return
-    tables.stream_time[key] = dumps(scored_at)
+def stream_time(pipeline: Pipeline, partition: int) -> float | None:
+    raw = pipeline.tables.stream_time.get(f"join:{partition}")
+    return loads(raw) if raw is not None else None
+
+
+def set_stream_time(pipeline: Pipeline, partition: int, scored_at: float) -> None:
+    """Stream time is the latest ``scored_at`` seen on the partition: it moves with the data."""
+    current = stream_time(pipeline, partition)
+    if current is None or scored_at > current:
+        pipeline.tables.stream_time[f"join:{partition}"] = dumps(scored_at)
+
+
+def watermark(pipeline: Pipeline, partition: int) -> Watermark:
+    return Watermark(partition, stream_time(pipeline, partition))
+
+
+async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:
+    """Scores whose evidence has not come within ``join_timeout`` of stream time."""
+    tables, now = pipeline.tables, stream_time(pipeline, partition)
     overdue = [
         run_id for run_id, entry in tables.pending_joins.items()
-        if (e := loads(entry))["partition"] == partition and e["deadline"] < scored_at
+        if (e := loads(entry))["partition"] == partition and e["deadline"] < now
     ]
     for raw_id in overdue:
         run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
@@ -110,3 +130,20 @@ async def advance_stream_time(pipeline: Pipeline, partition: int, scored_at: flo
         tables.runs[run_id] = dumps(new_state.to_dict())
         del tables.pending_joins[run_id]
         await send_effects(pipeline, effects)
+
+
+async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:
+    """Tell every pair partition how far this partition's stream time has come, now and then,
+    so pair windows close by stream time even where this partition sends no candidates."""
+    now = stream_time(pipeline, partition)
+    key = f"broadcast:{partition}"
+    last = pipeline.tables.stream_time.get(key)
+    step = max(1.0, pipeline.settings.pair_grace / 4)
+    if last is not None and now - loads(last) < step:
+        return
+    pipeline.tables.stream_time[key] = dumps(now)
+    mark = watermark(pipeline, partition)
+    for target in range(pipeline.settings.partitions):
+        await pipeline.topics["pair-candidates"].send(
+            key=WATERMARK_KEY, value=b"{}", partition=target, headers=mark.headers(), force=True
+        )

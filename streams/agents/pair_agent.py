@@ -12,7 +12,7 @@ from faust.types import EventT
 
 from schemas import PreferenceSample
 from schemas.codec import dumps, encode, loads
-from streams.agents.emit import send_effects, send_quarantine
+from streams.agents.emit import WATERMARK_KEY, Watermark, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import Publish
 from streams.pairing import (
@@ -31,10 +31,15 @@ def register(pipeline: Pipeline) -> None:
     @app.agent(candidates, name="pair")
     async def pair(stream):
         async for event in stream.events():
+            partition = event.message.partition
             if event.message.key == TICK_KEY:
-                await close_idle_windows(pipeline, event.message.partition, loads(event.message.value))
-            else:
+                await close_idle_windows(pipeline, partition, loads(event.message.value))
+                continue
+            moved = take_watermark(pipeline, partition, Watermark.from_headers(event.message.headers))
+            if event.message.key != WATERMARK_KEY:
                 await handle_candidate(pipeline, event)
+            if moved:
+                await close_due_windows(pipeline, partition)
 
     @app.timer(interval=max(0.5, pipeline.settings.pair_idle_close / 4))
     async def idle_tick() -> None:
@@ -103,13 +108,28 @@ async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
             _save(pipeline, key, admit(window, run), sources)
             tables.pair_run_window[run_id] = key.encode()
             touch_open_window(pipeline, key, partition, closes_at)
-    if run is not None:
-        await advance_pair_time(pipeline, partition, run.scored_at_epoch)
 
 
 def stream_time(pipeline: Pipeline, partition: int) -> float:
+    """The least watermark of all join partitions feeding this one (-inf until all spoke)."""
     raw = pipeline.tables.stream_time.get(f"pair:{partition}")
-    return loads(raw) if raw is not None else float("-inf")
+    marks = loads(raw) if raw is not None else {}
+    sources = [marks.get(str(p)) for p in range(pipeline.settings.partitions)]
+    return float("-inf") if None in sources else min(sources)
+
+
+def take_watermark(pipeline: Pipeline, partition: int, mark: Watermark | None) -> bool:
+    """Record a source's watermark; True when it moved this partition's stream time."""
+    if mark is None or mark.stream_time is None:
+        return False
+    key = f"pair:{partition}"
+    raw = pipeline.tables.stream_time.get(key)
+    marks = loads(raw) if raw is not None else {}
+    if marks.get(str(mark.partition), float("-inf")) >= mark.stream_time:
+        return False
+    before = stream_time(pipeline, partition)
+    pipeline.tables.stream_time[key] = dumps(marks | {str(mark.partition): mark.stream_time})
+    return stream_time(pipeline, partition) > before
 
 
 def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: float | None = None) -> None:
@@ -120,11 +140,9 @@ def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: f
     index[key] = dumps(entry)
 
 
-async def advance_pair_time(pipeline: Pipeline, partition: int, scored_at: float) -> None:
-    if scored_at <= stream_time(pipeline, partition):
-        return
-    pipeline.tables.stream_time[f"pair:{partition}"] = dumps(scored_at)
-    due = [key for key, entry in _open_windows(pipeline, partition) if scored_at > entry["closes_at"]]
+async def close_due_windows(pipeline: Pipeline, partition: int) -> None:
+    now = stream_time(pipeline, partition)
+    due = [key for key, entry in _open_windows(pipeline, partition) if now > entry["closes_at"]]
     for key in sorted(due):
         await close_window(pipeline, key)
 

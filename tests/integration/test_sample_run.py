@@ -45,3 +45,43 @@ async def test_bundled_sample_reaches_every_reason_and_balances(make_settings):
     assert stats.pending_joins == 0
     assert stats.join_timed_out == len(expected["defects"]["score_without_evidence"])
     assert stats.samples_live["sft"] == len(rows["sft"]) and stats.samples_live["rag"] == len(rows["rag"])
+
+
+def batch_pairs(evidence_path, scores_path, settings) -> list[dict]:
+    """SPEC 6 as a plain batch over the files: what the stream must have emitted."""
+    from collections import defaultdict
+
+    from schemas import EvidenceRecord, ScoredRun
+    from schemas.codec import Undecodable, decode_input, encode
+    from streams.pairing import PreferenceSample, pair_run_from, plan_window, window_start
+
+    evidence, scores = {}, {}
+    for line in evidence_path.read_bytes().splitlines():
+        record = decode_input(EvidenceRecord, line, settings.max_record_bytes)
+        if not isinstance(record, Undecodable):
+            evidence.setdefault(record.run_id, record)  # the first one stands
+    for line in scores_path.read_bytes().splitlines():
+        record = decode_input(ScoredRun, line, settings.max_record_bytes)
+        if not isinstance(record, Undecodable):
+            scores[record.evidence_run_id] = record  # the latest wins
+    windows = defaultdict(list)
+    for run_id, score in scores.items():
+        run = pair_run_from(evidence[run_id], score) if run_id in evidence else None
+        if run:
+            windows[(run.task_id, window_start(run.scored_at_epoch, settings.pair_window))].append(run)
+    pairs = []
+    for runs in windows.values():
+        outcomes, _ = plan_window(runs, settings.max_pairs_per_task)
+        pairs += [orjson.loads(encode(o)) for o in outcomes if isinstance(o, PreferenceSample)]
+    return sorted(pairs, key=lambda p: p["id"])
+
+
+async def test_streamed_pairs_equal_the_batch_computation(make_settings):
+    settings = make_settings()
+    evidence, scores = SAMPLE_DATA / "evidence.jsonl", SAMPLE_DATA / "scores.jsonl"
+    await publish_manifest(settings, manifest_paths(SAMPLE_DATA / "manifest.txt"))
+    await ingest(settings, [evidence], [scores])
+    async with running_worker(settings):
+        rows = await settle_and_export(settings)
+    assert not [r for r in rows["quarantine"] if r["reason"] == "late_arrival"]
+    assert rows["preference"] == batch_pairs(evidence, scores, settings)
