@@ -2,11 +2,16 @@
 
 Each line goes out as it is in the file, invalid ones too: the worker, not the
 publisher, decides what is valid, so a bad line ends in the quarantine with a reason.
+
+One-shot ingest is stateless: it publishes every line of the files each time it runs
+(the worker's join and the compacted outputs absorb a repeat). ``--follow``
+(``streams.follow``) is the resumable mode; both turn lines into messages here.
 """
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -14,12 +19,22 @@ from streams import kafka_io
 from streams.settings import DistillSettings
 
 KEY_FIELD = {"evidence": "run_id", "scored-runs": "evidence_run_id"}
+INPUT_ORDER = ("evidence", "scored-runs")  # evidence first, so a batch joins without waiting
 
 
 @dataclass
 class IngestSummary:
     published: dict[str, int] = field(default_factory=lambda: {"evidence": 0, "scored-runs": 0})
     files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A non-blank line: its 1-based number, the byte offset just past it, its bytes."""
+
+    number: int
+    end: int
+    data: bytes
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -46,13 +61,32 @@ def key_for(line: bytes, key_field: str, where: str) -> bytes:
     return value.encode() if isinstance(value, str) and value else f"unkeyed:{where}".encode()
 
 
+def message_for(topic: str, file_name: str, line: Line) -> tuple[bytes, bytes]:
+    """The key and value a line of ``file_name`` is published with to input ``topic``."""
+    return key_for(line.data, KEY_FIELD[topic], f"{file_name}:{line.number}"), line.data
+
+
+def read_lines(handle: BinaryIO, number: int = 0, *, complete_only: bool = False) -> Iterator[Line]:
+    """Non-blank lines from the handle's position, after ``number`` lines already read.
+
+    With ``complete_only``, a last line without its newline yet is left for a later read.
+    """
+    position = handle.tell()
+    for raw in iter(handle.readline, b""):
+        if complete_only and not raw.endswith(b"\n"):
+            return
+        number += 1
+        position += len(raw)
+        data = raw.rstrip(b"\r\n")
+        if data.strip():
+            yield Line(number, position, data)
+
+
 def lines_of(path: Path) -> Iterator[tuple[int, bytes]]:
     """Non-blank lines with their 1-based numbers, bytes as they are (no decoding here)."""
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield number, line
+        for line in read_lines(handle):
+            yield line.number, line.data
 
 
 async def publish_files(
@@ -64,15 +98,16 @@ async def publish_files(
     producer = kafka_io.producer(settings)
     await producer.start()
     try:
-        for topic in ("evidence", "scored-runs"):
+        for topic in INPUT_ORDER:
             for path in files.get(topic, []):
                 summary.files.append(str(path))
                 pending = []
-                for number, line in lines_of(path):
-                    key = key_for(line, KEY_FIELD[topic], f"{path.name}:{number}")
-                    pending.append(await producer.send(settings.topic(topic), line, key=key))
-                    summary.published[topic] += 1
-                    progress(1)
+                with path.open("rb") as handle:
+                    for line in read_lines(handle):
+                        key, value = message_for(topic, path.name, line)
+                        pending.append(await producer.send(settings.topic(topic), value, key=key))
+                        summary.published[topic] += 1
+                        progress(1)
                 for future in pending:
                     await future
     finally:
