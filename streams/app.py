@@ -7,6 +7,8 @@ tests and the integration tests all call it, each with its own prefix and app id
 from dataclasses import dataclass, field
 
 import faust
+from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 
 from streams import topics as specs
 from streams.firewall import GateOptions
@@ -31,6 +33,14 @@ class Pipeline:
         self.gate_options = GateOptions(
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
+
+    def read_to_end(self, topic: str, partition: int, next_offset: int) -> bool:
+        """Has this worker read the partition up to its end, as of the last fetch?"""
+        try:
+            end = self.app.consumer.highwater(TP(topic, partition))
+        except ConsumerNotStarted:
+            return True  # under test_context() nothing is fetched: what was put is all there is
+        return end is None or next_offset >= end
 
 
 def build_pipeline(settings: DistillSettings, *, broker: str | None = None, store: str | None = None) -> Pipeline:
@@ -71,9 +81,10 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         tables=declare_tables(app, settings),
         manifest=ManifestView(settings),
     )
-    from streams.agents import join_agent, manifest_task, pair_agent
+    from streams.agents import join_agent, manifest_task, pair_agent, web
 
     join_agent.register(pipeline)
     pair_agent.register(pipeline)
     manifest_task.register(pipeline)
+    web.register(pipeline)
     return pipeline

@@ -3,6 +3,7 @@
     DistillError
      ├── TopicLayoutError      topics exist with a layout that breaks the contract
      ├── BrokerUnavailable     the Kafka broker cannot be reached
+     │    └── AuthenticationFailed   it answered, but refused the SASL credentials
      └── WaitTimeout           ``distill wait`` gave up before the worker caught up
 """
 
@@ -17,6 +18,10 @@ class TopicLayoutError(DistillError):
 
 class BrokerUnavailable(DistillError):
     """The Kafka broker at DISTILL_BOOTSTRAP did not answer."""
+
+
+class AuthenticationFailed(BrokerUnavailable):
+    """The broker refused the SASL user, password or mechanism."""
 
 
 class WaitTimeout(DistillError):

@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 from streams import kafka_io
 from streams.app import build_pipeline
 from streams.errors import DistillError
+from streams.preflight import check_connection
 from streams.settings import DistillSettings
 from streams.tables import TABLE_NAMES, changelog_topic
 from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
@@ -23,9 +24,14 @@ from streams.wait import wait_caught_up
 
 
 def run_worker(settings: DistillSettings) -> None:
-    """Run until SIGINT/SIGTERM; Faust commits and closes the tables on the way out."""
+    """Run until SIGINT/SIGTERM; Faust commits and closes the tables on the way out.
+
+    The connection is checked first, so a refused password or an unreachable broker ends
+    the command at once with a message that names the cause.
+    """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.run_until_complete(check_connection(settings))
     loop.run_until_complete(kafka_io.ensure_topics(settings))
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(settings)

@@ -35,6 +35,7 @@ def register(pipeline: Pipeline) -> None:
         async for event in stream.events():
             async with one_at_a_time:
                 await handle(pipeline, event, is_evidence=True)
+            pipeline.metrics.processed(event.message.timestamp)
 
     @app.agent(pipeline.topics["scored-runs"], name="join_scores")
     async def join_scores(stream):
@@ -42,6 +43,7 @@ def register(pipeline: Pipeline) -> None:
         async for event in stream.events():
             async with one_at_a_time:
                 await handle(pipeline, event, is_evidence=False)
+            pipeline.metrics.processed(event.message.timestamp)
 
 
 async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:
@@ -59,7 +61,9 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
         await reject_input(pipeline, source, errors, obj, None)
         return
 
-    if not is_evidence:
+    if is_evidence:
+        note_evidence_progress(pipeline, source)
+    else:
         set_stream_time(pipeline, source.partition, record.scored_at_epoch)
     state = RunState.from_dict(loads(tables.runs[run_id]) if run_id in tables.runs else None)
     step = on_evidence if is_evidence else on_score
@@ -67,9 +71,9 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
     if new_state != state:
         tables.runs[run_id] = dumps(new_state.to_dict())
     await send_effects(pipeline, effects, watermark(pipeline, source.partition))
-    track_pending(pipeline, run_id, new_state, source.partition)
+    track_pending(pipeline, run_id, new_state, source)
+    await time_out_overdue(pipeline, source.partition)
     if not is_evidence:
-        await time_out_overdue(pipeline, source.partition)
         await broadcast_watermark(pipeline, source.partition)
 
 
@@ -89,15 +93,42 @@ async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, r
     ))
 
 
-def track_pending(pipeline: Pipeline, run_id: str, state: RunState, partition: int) -> None:
-    pending = pipeline.tables.pending_joins
+def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage) -> None:
+    """Index scores waiting for evidence, and keep the earliest deadline and publish time of
+    the partition's waiting scores, so the timeout sweep runs only when one can be due."""
+    pending, times = pipeline.tables.pending_joins, pipeline.tables.stream_time
     if state.pending and not state.join_quarantined:
         deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
-        entry = dumps({"partition": partition, "deadline": deadline})
+        published = state.score_source["timestamp_ms"]
+        entry = dumps({"partition": source.partition, "deadline": deadline, "published_ms": published})
         if pending.get(run_id) != entry:
             pending[run_id] = entry
+            key = f"pending_min:{source.partition}"
+            first = loads(times[key]) if key in times else {"deadline": deadline, "published_ms": published}
+            times[key] = dumps({"deadline": min(first["deadline"], deadline),
+                                "published_ms": min(first["published_ms"], published)})
     elif run_id in pending:
         del pending[run_id]
+
+
+def note_evidence_progress(pipeline: Pipeline, source: SourceMessage) -> None:
+    key = f"evidence:{source.partition}"
+    raw = pipeline.tables.stream_time.get(key)
+    latest = max(loads(raw)["ts"], source.timestamp_ms) if raw is not None else source.timestamp_ms
+    pipeline.tables.stream_time[key] = dumps({"ts": latest, "next_offset": source.offset + 1})
+
+
+def evidence_seen_past(pipeline: Pipeline, partition: int, published_ms: int) -> bool:
+    """Has the evidence of this partition been read up to what was published with a score?
+
+    The two input topics are consumed side by side, not in time order: scores may be read
+    far ahead of their evidence (a replay does it every time). A score may only time out
+    once the evidence published before it has been read, or all the evidence there is."""
+    raw = pipeline.tables.stream_time.get(f"evidence:{partition}")
+    progress = loads(raw) if raw is not None else {"ts": -1, "next_offset": 0}
+    return progress["ts"] >= published_ms or pipeline.read_to_end(
+        pipeline.settings.topic("evidence"), partition, progress["next_offset"]
+    )
 
 
 def stream_time(pipeline: Pipeline, partition: int) -> float | None:
@@ -119,17 +150,29 @@ def watermark(pipeline: Pipeline, partition: int) -> Watermark:
 async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:
     """Scores whose evidence has not come within ``join_timeout`` of stream time."""
     tables, now = pipeline.tables, stream_time(pipeline, partition)
-    overdue = [
-        run_id for run_id, entry in tables.pending_joins.items()
-        if (e := loads(entry))["partition"] == partition and e["deadline"] < now
-    ]
-    for raw_id in overdue:
-        run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-        state = RunState.from_dict(loads(tables.runs[run_id]))
-        new_state, effects = on_join_timeout(state)
-        tables.runs[run_id] = dumps(new_state.to_dict())
-        del tables.pending_joins[run_id]
-        await send_effects(pipeline, effects)
+    key = f"pending_min:{partition}"
+    if now is None or key not in tables.stream_time:
+        return
+    earliest = loads(tables.stream_time[key])
+    if now <= earliest["deadline"] or not evidence_seen_past(pipeline, partition, earliest["published_ms"]):
+        return
+    waiting = [(raw_id, e) for raw_id, entry in tables.pending_joins.items()
+               if (e := loads(entry))["partition"] == partition]
+    still_waiting = []
+    for raw_id, entry in waiting:
+        if entry["deadline"] < now and evidence_seen_past(pipeline, partition, entry["published_ms"]):
+            run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            new_state, effects = on_join_timeout(RunState.from_dict(loads(tables.runs[run_id])))
+            tables.runs[run_id] = dumps(new_state.to_dict())
+            del tables.pending_joins[run_id]
+            await send_effects(pipeline, effects)
+        else:
+            still_waiting.append(entry)
+    if still_waiting:
+        tables.stream_time[key] = dumps({"deadline": min(e["deadline"] for e in still_waiting),
+                                         "published_ms": min(e["published_ms"] for e in still_waiting)})
+    else:
+        del tables.stream_time[key]
 
 
 async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:

@@ -2,14 +2,17 @@
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from streams.errors import DistillError
+from streams.errors import BrokerUnavailable, DistillError
+from streams.preflight import check_connection
 from streams.settings import DistillSettings
 
 
@@ -28,11 +31,38 @@ class Context:
 
 def run(coro: Coroutine) -> Any:
     """Run a command's coroutine; errors meant for a person become a message and exit 1."""
-    try:
+    with reported_errors():
         return asyncio.run(coro)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """A ``DistillError``, or a Kafka client error explained by a preflight connection,
+    becomes one message on stderr and exit status 1 (no traceback)."""
+    try:
+        try:
+            yield
+        except KafkaError as exc:
+            raise _explain(exc) from exc
     except DistillError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+def _explain(exc: KafkaError) -> DistillError:
+    """aiokafka says only "Unable to bootstrap"; one plain connection tells what was wrong."""
+    source = click.get_current_context(silent=True)
+    source = source.find_object(Context) if source else None
+    if source is not None:
+        try:
+            asyncio.run(check_connection(source.settings()))
+        except DistillError as explained:
+            return explained
+    return BrokerUnavailable(
+        f"Kafka: {type(exc).__name__}: {exc}\n"
+        "Operator action: check the broker (`distill kafka status`) and the DISTILL_BOOTSTRAP / "
+        "DISTILL_SECURITY_PROTOCOL / DISTILL_SASL_* settings, then run the command again."
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})

@@ -5,12 +5,13 @@ from pathlib import Path
 import click
 import orjson
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from streams.cli import Context, run
 from streams.export import EXPORT_FILES, export
-from streams.ingest import expand, publish_files
+from streams.follow import follow_until_signalled
+from streams.ingest import expand, lines_of, publish_files
 from streams.manifest_publish import manifest_paths, publish_manifest
 from streams.stats import Stats, collect
 from streams.wait import wait_caught_up
@@ -25,12 +26,18 @@ def _print_json(data) -> None:
 @click.command("ingest")
 @click.option("--evidence", "evidence", multiple=True, type=click.Path(path_type=Path), help="Evidence JSONL file or folder (repeatable).")
 @click.option("--scores", "scores", multiple=True, type=click.Path(path_type=Path), help="Scored-run JSONL file or folder (repeatable).")
+@click.option("--follow", is_flag=True, help="Keep publishing lines as they are appended, new files, rotated files; resumes after a restart.")
+@click.option("--poll-interval", type=click.FloatRange(0.05, 10), default=0.25, show_default=True, help="Seconds between looks at the files (with --follow).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 @click.pass_obj
-def ingest(ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], as_json: bool) -> None:
+def ingest(ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], follow: bool, poll_interval: float, as_json: bool) -> None:
     """Publish JSONL files (or every *.jsonl under a folder) to the input topics, keyed by run id.
 
-    Invalid lines are published too, so the quarantine shows them with a reason.
+    Invalid lines are published too, so the quarantine shows them with a reason. Without
+    --follow every line of the files is published on each run (nothing is remembered).
+    With --follow the files are tailed until Ctrl-C or SIGTERM: only complete lines go out,
+    each once, and the offsets acknowledged by the broker are kept under
+    DATA_DIR/ingest-offsets/, so a restart carries on where the last run stopped.
     """
     if not evidence and not scores:
         raise click.UsageError("nothing to ingest: pass --evidence PATH and/or --scores PATH")
@@ -38,7 +45,10 @@ def ingest(ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], a
         files = {"evidence": expand(list(evidence)), "scored-runs": expand(list(scores))}
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from None
-    total = sum(1 for paths in files.values() for p in paths for line in p.open("rb") if line.strip())
+    if follow:
+        _follow(ctx, {"evidence": list(evidence), "scored-runs": list(scores)}, poll_interval, as_json)
+        return
+    total = sum(1 for paths in files.values() for p in paths for _ in lines_of(p))
     with Progress(console=console, disable=as_json, transient=True) as progress:
         task = progress.add_task("publishing", total=total)
         summary = run(publish_files(ctx.settings(), files, lambda n: progress.advance(task, n)))
@@ -47,6 +57,20 @@ def ingest(ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], a
     else:
         console.print(f"published {summary.published['evidence']} evidence and "
                       f"{summary.published['scored-runs']} scored-run messages from {len(summary.files)} files")
+
+
+def _follow(ctx: Context, sources: dict[str, list[Path]], poll_interval: float, as_json: bool) -> None:
+    columns = (SpinnerColumn(), TextColumn("{task.description:<12}"), TextColumn("{task.completed:>9} lines published"))
+    with Progress(*columns, console=console, disable=as_json) as progress:
+        tasks = {topic: progress.add_task(topic, total=None) for topic, paths in sources.items() if paths}
+        summary = run(follow_until_signalled(
+            ctx.settings(), sources, lambda topic, n: progress.advance(tasks[topic], n), poll_interval
+        ))
+    if as_json:
+        _print_json(summary.to_dict())
+    else:
+        console.print(f"stopped: published {summary.published['evidence']} evidence and "
+                      f"{summary.published['scored-runs']} scored-run messages; offsets in {summary.offsets_file}")
 
 
 @click.group("manifest")

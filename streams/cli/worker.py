@@ -2,7 +2,7 @@
 
 import click
 
-from streams.cli import Context, run
+from streams.cli import Context, reported_errors, run
 from streams.worker import replay, run_worker
 
 GATE_FLAGS = [
@@ -30,7 +30,8 @@ def gate_flags(func):
 @click.pass_obj
 def worker(ctx: Context, **flags) -> None:
     """Run the stream processor until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
-    run_worker(ctx.settings(**flags))
+    with reported_errors():
+        run_worker(ctx.settings(**flags))
 
 
 @click.command("replay")

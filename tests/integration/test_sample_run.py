@@ -85,3 +85,27 @@ async def test_streamed_pairs_equal_the_batch_computation(make_settings):
         rows = await settle_and_export(settings)
     assert not [r for r in rows["quarantine"] if r["reason"] == "late_arrival"]
     assert rows["preference"] == batch_pairs(evidence, scores, settings)
+
+
+async def test_exported_files_load_as_trainer_datasets(make_settings, monkeypatch, tmp_path):
+    """The files load with `datasets` and have the columns DPO and SFT trainers read."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    settings = make_settings()
+    await ingest(settings, [SAMPLE_DATA / "evidence.jsonl"], [SAMPLE_DATA / "scores.jsonl"])
+    async with running_worker(settings):
+        rows = await settle_and_export(settings)
+    out = settings.data_dir / "export"
+    pairs = datasets.load_dataset("json", data_files=str(out / "preference/chosen_rejected.jsonl"), split="train",
+                                  cache_dir=str(tmp_path / "cache"))
+    assert {"prompt", "chosen", "rejected"} <= set(pairs.column_names)
+    assert pairs.num_rows == len(rows["preference"])
+    sft = datasets.load_dataset("json", data_files=str(out / "sft/samples.jsonl"), split="train",
+                                cache_dir=str(tmp_path / "cache"))
+    assert "messages" in sft.column_names and not {"prompt", "completion", "text"} & set(sft.column_names)
+    assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
+    rag = datasets.load_dataset("json", data_files=str(out / "rag/samples.jsonl"), split="train",
+                                cache_dir=str(tmp_path / "cache"))
+    assert rag.num_rows == len(rows["rag"])

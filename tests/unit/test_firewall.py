@@ -241,7 +241,8 @@ def test_partially_accepted_run_without_provenance_is_category_first_for_sft():
     assert outcomes(evidence, score_model(category="partially_accepted")) == {
         "rag": "missing_provenance", "sft": "category_disallowed",
     }
-    assert outcomes(evidence, score_model(category="partially_accepted"), options=GateOptions(include_partial=True)) == {
+    partial_allowed = GateOptions(include_partial=True)
+    assert outcomes(evidence, score_model(category="partially_accepted"), options=partial_allowed) == {
         "rag": "missing_provenance", "sft": "missing_provenance",
     }
 
@@ -313,6 +314,12 @@ def test_sft_sample_has_exactly_the_spec_shape():
     }
     assert set(body) == SFT_KEYS
     assert not {"prompt", "completion", "text"} & set(body)
+
+
+def test_sft_prompt_names_the_only_file():
+    sample = sft_outcome(evidence_model(task_id="task-9", source_files=["lib/one.py"]),
+                         score_model(evidence_task_id="task-9"), GateOptions(), NO_MANIFEST)
+    assert sample.messages[0].content == "Task: task-9 · file=lib/one.py"
 
 
 def test_sft_prompt_without_files_is_only_the_task():

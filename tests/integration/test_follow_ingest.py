@@ -1,0 +1,215 @@
+"""``distill ingest --follow`` on the real broker: the sample written task by task into growing
+files, the follower stopped (SIGTERM), killed (SIGKILL) and restarted, files rotated; every
+line reaches its topic exactly once, and the datasets equal those of a one-shot ingest."""
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams import kafka_io
+from streams.ingest import publish_files
+from streams.manifest_publish import manifest_paths, publish_manifest
+from streams.worker import settings_env
+from tests.integration.conftest import SAMPLE_DATA, running_worker, settle_and_export
+
+pytestmark = pytest.mark.integration
+
+
+def _field(line: bytes, name: str):
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else None
+
+
+def sample_by_task() -> list[tuple[list[bytes], list[bytes]]]:
+    """The sample's (evidence lines, score lines) per task, in file order within a task, tasks
+    by day then first appearance: written so, no run reaches a pair window after it closed.
+    A line without a task goes with the line before it."""
+    groups: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    days: dict[str, str] = {}
+    for index, (name, task_field) in enumerate([("evidence.jsonl", "task_id"), ("scores.jsonl", "evidence_task_id")]):
+        task = ""
+        for line in (SAMPLE_DATA / name).read_bytes().splitlines(keepends=True):
+            task = _field(line, task_field) or task
+            groups.setdefault(task, ([], []))[index].append(line)
+            scored_at = _field(line, "scored_at")
+            if isinstance(scored_at, str) and scored_at[:4].isdigit():
+                days.setdefault(task, scored_at[:10])
+    return [groups[task] for task in sorted(groups, key=lambda t: days.get(t, ""))]  # stable: first appearance
+
+
+class Inputs:
+    """The followed folders, and every line written to them, by topic."""
+
+    def __init__(self, root: Path) -> None:
+        self.evidence, self.scores = root / "evidence", root / "scores"
+        self.evidence.mkdir(parents=True)
+        self.scores.mkdir(parents=True)
+        self.written: dict[str, list[bytes]] = {"evidence": [], "scored-runs": []}
+
+    def write(self, groups, name: str = "a.jsonl", hold_back: int = 0) -> bytes:
+        """Append each task's evidence, then its scores; ``hold_back`` bytes of the last
+        score line are left out (returned, for ``finish``)."""
+        for evidence, scores in groups:
+            self._append(self.evidence / name, b"".join(evidence), "evidence")
+            self._append(self.scores / name, b"".join(scores), "scored-runs")
+        if not hold_back:
+            return b""
+        path = self.scores / name
+        data = path.read_bytes()
+        path.write_bytes(data[:-hold_back])
+        return data[-hold_back:]
+
+    def finish(self, name: str, rest: bytes) -> None:
+        with (self.scores / name).open("ab") as handle:
+            handle.write(rest)
+
+    def _append(self, path: Path, data: bytes, topic: str) -> None:
+        with path.open("ab") as handle:
+            handle.write(data)
+        self.written[topic] += [line.rstrip(b"\r\n") for line in data.splitlines() if line.strip()]
+
+    def expected(self, topic: str) -> int:
+        return len(self.written[topic])
+
+
+class Follower:
+    """``distill ingest --follow --json`` as a child process, as a person would run it."""
+
+    def __init__(self, settings, inputs: Inputs, name: str) -> None:
+        log = settings.data_dir / f"follow-{name}"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.out, self.err = log.with_suffix(".out"), log.with_suffix(".err")
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "ingest", "--follow", "--json", "--poll-interval", "0.2",
+                 "--evidence", str(inputs.evidence), "--scores", str(inputs.scores)],
+                env=settings_env(settings), stdout=out, stderr=err,
+            )
+
+    async def stop(self) -> dict:
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.process.wait, 60)
+        assert code == 0, self.err.read_text()[-3000:]
+        return orjson.loads(self.out.read_bytes())
+
+    async def kill(self) -> None:
+        self.process.kill()
+        await asyncio.to_thread(self.process.wait, 60)
+
+    def check_alive(self) -> None:
+        assert self.process.poll() is None, f"the follower exited: {self.err.read_text()[-3000:]}"
+
+
+async def published(settings, topic: str) -> int:
+    """Messages in an input topic (no transactions write to them: end offset = count)."""
+    return sum((await kafka_io.end_offsets(settings, [settings.topic(topic)])).values())
+
+
+async def caught_up(settings, inputs: Inputs, follower: Follower | None = None, timeout: float = 60) -> None:
+    """Poll until each input topic holds at least what was written (more fails later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = {t: await published(settings, t) for t in inputs.written}
+        if all(counts[t] >= inputs.expected(t) for t in counts):
+            return
+        if follower:
+            follower.check_alive()
+        assert time.monotonic() < deadline, f"published {counts}, written {[inputs.expected(t) for t in counts]}"
+        await asyncio.sleep(0.1)
+
+
+async def topic_values(settings, topic: str) -> list[bytes]:
+    return [m.value async for m in kafka_io.read_topic(settings, settings.topic(topic))]
+
+
+async def test_follow_publishes_each_line_once_across_stops_kills_and_rotation(make_settings, tmp_path):
+    # Idle windows close after 15 s, longer than a restart: a task cut by a kill is not split.
+    settings, reference = make_settings(pair_idle_close=15.0), make_settings(pair_idle_close=15.0)
+    tasks = sample_by_task()
+    inputs = Inputs(tmp_path / "incoming")
+    for s in (settings, reference):
+        await kafka_io.ensure_topics(s)
+        await publish_manifest(s, manifest_paths(SAMPLE_DATA / "manifest.txt"))
+    await publish_files(reference, {"evidence": [SAMPLE_DATA / "evidence.jsonl"], "scored-runs": [SAMPLE_DATA / "scores.jsonl"]})
+
+    async with running_worker(settings), running_worker(reference):
+        # 1. Lines appear while a follower runs; a last line waits for its newline. SIGTERM.
+        first = Follower(settings, inputs, "1")
+        inputs.write(tasks[:20])
+        rest = inputs.write(tasks[20:40], hold_back=25)
+        inputs.written["scored-runs"].pop()  # not complete yet
+        await caught_up(settings, inputs, first)
+        inputs.finish("a.jsonl", rest)
+        inputs.written["scored-runs"].append((inputs.scores / "a.jsonl").read_bytes().splitlines()[-1])
+        await caught_up(settings, inputs, first)
+        summary = await first.stop()
+        assert summary["published"] == {t: inputs.expected(t) for t in inputs.written}
+        assert summary["recovered"] == 0
+
+        # 2. Written while no follower runs: more lines, and new files in the followed folders.
+        inputs.write(tasks[40:60])
+        inputs.write(tasks[60:80], name="b.jsonl")
+
+        # 3. A follower killed (SIGKILL) while lines keep coming; restarted.
+        second = Follower(settings, inputs, "2")
+        before = inputs.expected("scored-runs")
+        writer = asyncio.create_task(write_slowly(inputs, tasks[80:150], "b.jsonl"))
+        while await published(settings, "scored-runs") < before + 60:
+            second.check_alive()
+            await asyncio.sleep(0.05)
+        await second.kill()
+        await writer
+        third = Follower(settings, inputs, "3")
+        await caught_up(settings, inputs, third)
+
+        # 4. Killed (SIGKILL) right after a batch is acknowledged; more lines while it is down.
+        inputs.write(tasks[150:160], name="b.jsonl")
+        await caught_up(settings, inputs, third)
+        await third.kill()
+        inputs.write(tasks[160:170], name="b.jsonl")
+
+        # 5. Rotation while following: scores renamed out of the follow set, evidence renamed
+        #    inside it (keeps its place), new files at the old paths.
+        fourth = Follower(settings, inputs, "4")
+        await caught_up(settings, inputs, fourth)
+        inputs.write(tasks[170:185], name="b.jsonl")
+        (inputs.scores / "b.jsonl").rename(inputs.scores / "b.jsonl.1")
+        (inputs.evidence / "old").mkdir()
+        (inputs.evidence / "b.jsonl").rename(inputs.evidence / "old" / "b-rotated.jsonl")
+        inputs.write(tasks[185:200], name="b.jsonl")
+        inputs.write(tasks[200:], name="c.jsonl")
+        await caught_up(settings, inputs, fourth)
+        summary = await fourth.stop()
+        assert summary["published"]["scored-runs"] > 0
+
+        for topic in inputs.written:
+            assert Counter(await topic_values(settings, topic)) == Counter(inputs.written[topic]), topic
+        assert Counter(inputs.written["evidence"]) == Counter((SAMPLE_DATA / "evidence.jsonl").read_bytes().splitlines())
+
+        followed, expected = await settle_and_export(settings), await settle_and_export(reference)
+
+    for kind in ("rag", "sft", "preference"):
+        assert followed[kind] == expected[kind], kind
+    assert followed["preference"], "the sample has pairs"
+
+    def outcomes(rows):
+        return Counter((r["stage"], r["reason"], r.get("run_id")) for r in rows)
+
+    assert outcomes(followed["quarantine"]) == outcomes(expected["quarantine"])
+    assert not [r for r in followed["quarantine"] if r["reason"] == "late_arrival"]
+
+
+async def write_slowly(inputs: Inputs, groups, name: str) -> None:
+    for group in groups:
+        inputs.write([group], name=name)
+        await asyncio.sleep(0.02)
