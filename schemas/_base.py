@@ -1,9 +1,11 @@
 """Shared model configuration and small helpers for the record models."""
 
 import hashlib
+import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt
 
 
 class InputModel(BaseModel):
@@ -27,9 +29,21 @@ def short_id(prefix: str, seed: str) -> str:
     return prefix + sha256_hex(seed)[:16]
 
 
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
 def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp; a naive one is refused (its instant is unknown)."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no time zone offset (RFC 3339 needs one)")
-    return parsed
+    """Parse an RFC 3339 timestamp (ISO 8601's other forms, and naive times, are refused)."""
+    if not RFC3339.fullmatch(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-04-20T01:00:00Z)")
+    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+
+
+def _version_one(value: int) -> int:
+    if value != 1:
+        raise ValueError(f"schema_version {value} is not supported (this reader knows version 1)")
+    return value
+
+
+# Literal[1] lets JSON true and 1.0 through even in strict mode; a strict int does not.
+SchemaVersionOne = Annotated[StrictInt, AfterValidator(_version_one)]

@@ -1,17 +1,15 @@
 """EvidenceRecord v1: the text a run produced, with the files it names."""
 
-from typing import Literal
-
 from pydantic import Field
 
-from schemas._base import InputModel
+from schemas._base import InputModel, SchemaVersionOne
 from schemas.provenance import Provenance
 
 SCHEMA_VERSION = 1
 
 
 class EvidenceRecord(InputModel):
-    schema_version: Literal[1]
+    schema_version: SchemaVersionOne
     run_id: str = Field(min_length=1)
     task_id: str = Field(min_length=1)
     source_category: str = Field(min_length=1)

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from schemas._base import InputModel, parse_rfc3339
+from schemas._base import InputModel, SchemaVersionOne, parse_rfc3339
 from schemas.provenance import Provenance
 
 SCHEMA_VERSION = 1
@@ -13,7 +13,7 @@ Category = Literal["accepted", "partially_accepted", "rejected", "needs_human_re
 
 
 class ScoredRun(InputModel):
-    schema_version: Literal[1]
+    schema_version: SchemaVersionOne
     evidence_run_id: str = Field(min_length=1)
     evidence_task_id: str = Field(min_length=1)
     category: Category

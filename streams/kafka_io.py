@@ -230,3 +230,39 @@ async def group_has_members(settings: DistillSettings, group: str) -> bool:
     finally:
         await admin.close()
     return any(getattr(g, "members", None) for g in described) if described else False
+
+
+async def unconsumed(settings: DistillSettings, group: str, names: list[str],
+                     ends: dict[TopicPartition, int] | None = None) -> dict[TopicPartition, int]:
+    """Messages a group has not committed yet, per partition (partitions with none left out).
+
+    A committed offset short of the end is not always lag: a transactional producer's
+    commit marker takes the last offset, and no consumer ever commits past it. So the
+    gap is read (read_committed) and only real messages count."""
+    ends = ends if ends is not None else await end_offsets(settings, names)
+    committed = await committed_offsets(settings, group, list(ends))
+    gaps = {tp: (committed.get(tp, 0), end) for tp, end in ends.items() if committed.get(tp, 0) < end}
+    if not gaps:
+        return {}
+    reader = consumer(settings)
+    await reader.start()
+    counts: dict[TopicPartition, int] = {}
+    try:
+        reader.assign(list(gaps))
+        for tp, (start, _) in gaps.items():
+            reader.seek(tp, start)
+        todo = dict(gaps)
+        while todo:
+            batch = await reader.getmany(*todo, timeout_ms=300)
+            for tp, messages in batch.items():
+                counts[tp] = counts.get(tp, 0) + sum(1 for m in messages if m.offset < todo[tp][1])
+            for tp in list(todo):
+                if await reader.position(tp) >= todo[tp][1]:
+                    del todo[tp]
+            if not batch and todo:
+                # Nothing more to read below the end: the rest are transaction markers
+                # (or an open transaction, whose messages do not count until committed).
+                break
+    finally:
+        await reader.stop()
+    return {tp: n for tp, n in counts.items() if n}

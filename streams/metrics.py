@@ -37,7 +37,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily("distill_open_pair_windows", "Pair windows not closed yet", value=state.open_windows)
         lag = GaugeMetricFamily(
             "distill_consumer_lag",
-            "Messages of a consumed partition past this worker's last commit (partitions it has committed)",
+            "Offsets of a consumed partition past this worker's last commit there (transaction markers count)",
             labels=["topic", "partition"],
         )
         for (topic, partition), messages in sorted(state.consumer_lag.items()):

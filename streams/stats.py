@@ -122,6 +122,4 @@ async def collect(settings: DistillSettings) -> Stats:
 async def consumer_lag(settings: DistillSettings) -> int:
     """Messages of the worker's input (and internal) topics not yet committed by its group."""
     names = [settings.topic(n) for n in ("evidence", "scored-runs", "pair-candidates")]
-    ends = await kafka_io.end_offsets(settings, names)
-    committed = await kafka_io.committed_offsets(settings, settings.application_id, list(ends))
-    return sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+    return sum((await kafka_io.unconsumed(settings, settings.application_id, names)).values())

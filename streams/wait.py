@@ -11,9 +11,7 @@ from streams.tables import changelog_topic
 
 
 async def _uncommitted(settings: DistillSettings, names: list[str], targets=None) -> dict:
-    ends = targets or await kafka_io.end_offsets(settings, names)
-    committed = await kafka_io.committed_offsets(settings, settings.application_id, list(ends))
-    return {tp: end for tp, end in ends.items() if committed.get(tp, 0) < end}
+    return await kafka_io.unconsumed(settings, settings.application_id, names, targets)
 
 
 async def _open_windows(settings: DistillSettings) -> int:

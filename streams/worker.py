@@ -12,6 +12,7 @@ from pathlib import Path
 
 import faust
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams import kafka_io
 from streams.app import build_pipeline
@@ -33,10 +34,42 @@ def run_worker(settings: DistillSettings) -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(check_connection(settings))
     loop.run_until_complete(kafka_io.ensure_topics(settings))
+    loop.run_until_complete(ensure_changelogs(settings))
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(settings)
     worker = faust.Worker(pipeline.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
+
+
+async def ensure_changelogs(settings: DistillSettings, timeout: float = 30.0) -> None:
+    """Create the tables' changelog topics before Faust starts, and wait until the broker lists them.
+
+    Faust creates them itself and subscribes right after; on a fresh broker its consumer
+    can take a metadata snapshot that lacks some, and every agent using such a table then
+    crashes with PartitionsMismatch ("the changelog topic has 0 partitions").
+    """
+    names = [changelog_topic(settings, table) for table in TABLE_NAMES]
+    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
+    await admin.start()
+    try:
+        missing = [name for name in names if name not in set(await admin.list_topics())]
+        if missing:  # per-topic errors (another worker made one first) come back in the response
+            await admin.create_topics([
+                NewTopic(name, settings.partitions, settings.replication_factor, topic_configs={"cleanup.policy": "compact"})
+                for name in missing
+            ])
+        for _ in range(int(timeout / 0.25)):
+            described = await admin.describe_topics(names)
+            if len(described) == len(names) and all(d["partitions"] and not d.get("error_code") for d in described):
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+    raise DistillError(
+        f"the changelog topics {names} did not appear within {timeout:.0f} s.\n"
+        "Operator action: check that this user may create topics, or create them (compacted, "
+        "DISTILL_PARTITIONS partitions) by hand."
+    )
 
 
 def settings_env(settings: DistillSettings) -> dict[str, str]:

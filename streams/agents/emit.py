@@ -8,6 +8,8 @@ before it commits offsets, so nothing is committed before it is sent.
 
 from dataclasses import dataclass
 
+from faust.streams import current_event
+
 from schemas import QuarantineRecord
 from schemas.codec import encode
 from streams.app import Pipeline
@@ -42,13 +44,37 @@ class Watermark:
         return cls(int(found["source_partition"]), float(found["watermark"]) if found["watermark"] else None)
 
 
+async def publish(
+    pipeline: Pipeline, topic: str, key: bytes, value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
+) -> None:
+    """Send one message, inside the transaction of the event being processed when exactly-once.
+
+    Faust's transaction manager picks the transaction of the *destination* partition, so
+    an output keyed to another partition than its source would commit apart from the
+    source offset (lost on a crash, or refused on a worker that does not own it). The
+    transaction of the *source* partition is the one committed with its offset."""
+    app = pipeline.app
+    event = current_event() if app.in_transaction else None
+    if event is None:
+        if app.in_transaction:  # a timer's tick: harmless outside any transaction
+            await app.producer.send(pipeline.topics[topic].get_topic_name(), key, value, partition, None, headers)
+            return
+        await pipeline.topics[topic].send(key=key, value=value, headers=headers, partition=partition, force=True)
+        return
+    source = event.message.tp
+    transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(source.topic)}-{source.partition}"
+    await app.consumer.transactions.producer.send(
+        pipeline.topics[topic].get_topic_name(), key, value, partition, None, headers,
+        transactional_id=transactional_id,
+    )
+
+
 async def send_effects(pipeline: Pipeline, effects: list[Effect], watermark: Watermark | None = None) -> None:
     for effect in effects:
         if isinstance(effect, Publish):
             headers = watermark.headers() if watermark and effect.topic == "pair-candidates" else None
-            await pipeline.topics[effect.topic].send(
-                key=effect.key.encode(), value=effect.value, headers=headers, force=True
-            )
+            await publish(pipeline, effect.topic, effect.key.encode(), effect.value, headers)
             if effect.topic in SAMPLE_STAGES:
                 counter = pipeline.metrics.samples if effect.value is not None else pipeline.metrics.retractions
                 counter.labels(SAMPLE_STAGES[effect.topic]).inc()
@@ -58,6 +84,4 @@ async def send_effects(pipeline: Pipeline, effects: list[Effect], watermark: Wat
 
 async def send_quarantine(pipeline: Pipeline, record: QuarantineRecord) -> None:
     pipeline.metrics.quarantined(record.stage, record.reason)
-    await pipeline.topics["quarantine"].send(
-        key=record.id.encode(), value=encode(record), headers=quarantine_headers(record), force=True
-    )
+    await publish(pipeline, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))

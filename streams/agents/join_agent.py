@@ -13,7 +13,7 @@ from faust.types import EventT
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
-from streams.agents.emit import WATERMARK_KEY, Watermark, send_effects, send_quarantine
+from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.quarantine import SourceMessage, quarantine_record
@@ -187,6 +187,4 @@ async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:
     pipeline.tables.stream_time[key] = dumps(now)
     mark = watermark(pipeline, partition)
     for target in range(pipeline.settings.partitions):
-        await pipeline.topics["pair-candidates"].send(
-            key=WATERMARK_KEY, value=b"{}", partition=target, headers=mark.headers(), force=True
-        )
+        await publish(pipeline, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)

@@ -12,7 +12,7 @@ from faust.types import EventT
 
 from schemas import PreferenceSample
 from schemas.codec import dumps, encode, loads
-from streams.agents.emit import WATERMARK_KEY, Watermark, send_effects, send_quarantine
+from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import Publish
 from streams.pairing import (
@@ -45,7 +45,7 @@ def register(pipeline: Pipeline) -> None:
     async def idle_tick() -> None:
         """Idleness is wall-clock time, but state may only change inside the stream: ask it."""
         for partition in range(pipeline.settings.partitions):
-            await candidates.send(key=TICK_KEY, value=dumps(time.time()), partition=partition)
+            await publish(pipeline, "pair-candidates", TICK_KEY, dumps(time.time()), partition=partition)
 
 
 def _load(pipeline: Pipeline, key: str) -> dict | None:

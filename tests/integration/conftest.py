@@ -33,7 +33,7 @@ def make_settings(broker, tmp_path, request):
         tag = f"{request.node.name[:30]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
         defaults = dict(
             bootstrap=broker, topic_prefix=f"it.{tag}.", data_dir=tmp_path / tag, web_enabled=False,
-            pair_idle_close=2.0, processing_guarantee="at_least_once", log_level="info",
+            pair_idle_close=2.0, processing_guarantee="exactly_once", log_level="info",
         )
         return DistillSettings(**(defaults | overrides))
 

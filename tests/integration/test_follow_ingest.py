@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from schemas import ScoredRun
+from schemas.codec import Undecodable, decode_input
 from streams import kafka_io
 from streams.ingest import publish_files
 from streams.manifest_publish import manifest_paths, publish_manifest
@@ -20,31 +22,39 @@ from streams.worker import settings_env
 from tests.integration.conftest import SAMPLE_DATA, running_worker, settle_and_export
 
 pytestmark = pytest.mark.integration
+MAX_BYTES = 900_000
 
 
-def _field(line: bytes, name: str):
+def sample_by_window() -> list[tuple[list[bytes], list[bytes]]]:
+    """The sample's (evidence lines, score lines) per pair window (task, UTC day of the score),
+    in file order within a window, windows by day then first appearance: written in this
+    order, no run reaches its window after it closed. A line that names no window goes with
+    the line before it."""
+    days = {}
+    for line in (SAMPLE_DATA / "scores.jsonl").read_bytes().splitlines():
+        record = decode_input(ScoredRun, line, MAX_BYTES)
+        if not isinstance(record, Undecodable):
+            days.setdefault(record.evidence_run_id, record.scored_at[:10])
+    groups: dict[tuple[str, str], tuple[list[bytes], list[bytes]]] = {}
+    for index, (name, run_field, task_field) in enumerate(
+        [("evidence.jsonl", "run_id", "task_id"), ("scores.jsonl", "evidence_run_id", "evidence_task_id")]
+    ):
+        window = ("", "")
+        for line in (SAMPLE_DATA / name).read_bytes().splitlines(keepends=True):
+            run_id, task = _field_of(line, run_field), _field_of(line, task_field)
+            window = (days.get(run_id, ""), task) if task else window
+            groups.setdefault(window, ([], []))[index].append(line)
+    return [groups[w] for w in sorted(groups, key=lambda w: w[0])]  # sorted() is stable
+
+
+def _field_of(line: bytes, name: str) -> str | None:
+    """A string field of a line, valid or not (an invalid line may still name its task)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    return obj.get(name) if isinstance(obj, dict) else None
-
-
-def sample_by_task() -> list[tuple[list[bytes], list[bytes]]]:
-    """The sample's (evidence lines, score lines) per task, in file order within a task, tasks
-    by day then first appearance: written so, no run reaches a pair window after it closed.
-    A line without a task goes with the line before it."""
-    groups: dict[str, tuple[list[bytes], list[bytes]]] = {}
-    days: dict[str, str] = {}
-    for index, (name, task_field) in enumerate([("evidence.jsonl", "task_id"), ("scores.jsonl", "evidence_task_id")]):
-        task = ""
-        for line in (SAMPLE_DATA / name).read_bytes().splitlines(keepends=True):
-            task = _field(line, task_field) or task
-            groups.setdefault(task, ([], []))[index].append(line)
-            scored_at = _field(line, "scored_at")
-            if isinstance(scored_at, str) and scored_at[:4].isdigit():
-                days.setdefault(task, scored_at[:10])
-    return [groups[task] for task in sorted(groups, key=lambda t: days.get(t, ""))]  # stable: first appearance
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class Inputs:
@@ -55,28 +65,25 @@ class Inputs:
         self.evidence.mkdir(parents=True)
         self.scores.mkdir(parents=True)
         self.written: dict[str, list[bytes]] = {"evidence": [], "scored-runs": []}
+        self.partial: dict[Path, bytes] = {}
 
     def write(self, groups, name: str = "a.jsonl", hold_back: int = 0) -> bytes:
-        """Append each task's evidence, then its scores; ``hold_back`` bytes of the last
-        score line are left out (returned, for ``finish``)."""
-        for evidence, scores in groups:
-            self._append(self.evidence / name, b"".join(evidence), "evidence")
-            self._append(self.scores / name, b"".join(scores), "scored-runs")
-        if not hold_back:
-            return b""
-        path = self.scores / name
-        data = path.read_bytes()
-        path.write_bytes(data[:-hold_back])
-        return data[-hold_back:]
+        """Append the tasks' evidence, then their scores, but the last ``hold_back`` bytes
+        (returned, for ``finish``: until then the file ends in a line without its newline)."""
+        evidence = b"".join(line for group in groups for line in group[0])
+        scores = b"".join(line for group in groups for line in group[1])
+        self._append(self.evidence / name, evidence, "evidence")
+        self._append(self.scores / name, scores[:len(scores) - hold_back], "scored-runs")
+        return scores[len(scores) - hold_back:]
 
     def finish(self, name: str, rest: bytes) -> None:
-        with (self.scores / name).open("ab") as handle:
-            handle.write(rest)
+        self._append(self.scores / name, rest, "scored-runs")
 
     def _append(self, path: Path, data: bytes, topic: str) -> None:
         with path.open("ab") as handle:
             handle.write(data)
-        self.written[topic] += [line.rstrip(b"\r\n") for line in data.splitlines() if line.strip()]
+        *complete, self.partial[path] = (self.partial.get(path, b"") + data).split(b"\n")
+        self.written[topic] += [line.rstrip(b"\r") for line in complete if line.strip()]
 
     def expected(self, topic: str) -> int:
         return len(self.written[topic])
@@ -84,6 +91,8 @@ class Inputs:
 
 class Follower:
     """``distill ingest --follow --json`` as a child process, as a person would run it."""
+
+    started: list[subprocess.Popen] = []
 
     def __init__(self, settings, inputs: Inputs, name: str) -> None:
         log = settings.data_dir / f"follow-{name}"
@@ -95,6 +104,7 @@ class Follower:
                  "--evidence", str(inputs.evidence), "--scores", str(inputs.scores)],
                 env=settings_env(settings), stdout=out, stderr=err,
             )
+        Follower.started.append(self.process)
 
     async def stop(self) -> dict:
         self.process.send_signal(signal.SIGTERM)
@@ -108,6 +118,16 @@ class Follower:
 
     def check_alive(self) -> None:
         assert self.process.poll() is None, f"the follower exited: {self.err.read_text()[-3000:]}"
+
+
+@pytest.fixture(autouse=True)
+def no_follower_left():
+    yield
+    for process in Follower.started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    Follower.started.clear()
 
 
 async def published(settings, topic: str) -> int:
@@ -135,7 +155,7 @@ async def topic_values(settings, topic: str) -> list[bytes]:
 async def test_follow_publishes_each_line_once_across_stops_kills_and_rotation(make_settings, tmp_path):
     # Idle windows close after 15 s, longer than a restart: a task cut by a kill is not split.
     settings, reference = make_settings(pair_idle_close=15.0), make_settings(pair_idle_close=15.0)
-    tasks = sample_by_task()
+    windows = sample_by_window()
     inputs = Inputs(tmp_path / "incoming")
     for s in (settings, reference):
         await kafka_io.ensure_topics(s)
@@ -145,25 +165,24 @@ async def test_follow_publishes_each_line_once_across_stops_kills_and_rotation(m
     async with running_worker(settings), running_worker(reference):
         # 1. Lines appear while a follower runs; a last line waits for its newline. SIGTERM.
         first = Follower(settings, inputs, "1")
-        inputs.write(tasks[:20])
-        rest = inputs.write(tasks[20:40], hold_back=25)
-        inputs.written["scored-runs"].pop()  # not complete yet
+        inputs.write(windows[:20])
+        rest = inputs.write(windows[20:40], hold_back=25)
         await caught_up(settings, inputs, first)
         inputs.finish("a.jsonl", rest)
-        inputs.written["scored-runs"].append((inputs.scores / "a.jsonl").read_bytes().splitlines()[-1])
         await caught_up(settings, inputs, first)
         summary = await first.stop()
         assert summary["published"] == {t: inputs.expected(t) for t in inputs.written}
         assert summary["recovered"] == 0
 
         # 2. Written while no follower runs: more lines, and new files in the followed folders.
-        inputs.write(tasks[40:60])
-        inputs.write(tasks[60:80], name="b.jsonl")
+        inputs.write(windows[40:60])
+        inputs.write(windows[60:80], name="b.jsonl")
 
         # 3. A follower killed (SIGKILL) while lines keep coming; restarted.
         second = Follower(settings, inputs, "2")
+        await caught_up(settings, inputs, second)
         before = inputs.expected("scored-runs")
-        writer = asyncio.create_task(write_slowly(inputs, tasks[80:150], "b.jsonl"))
+        writer = asyncio.create_task(write_slowly(inputs, windows[80:150], "b.jsonl"))
         while await published(settings, "scored-runs") < before + 60:
             second.check_alive()
             await asyncio.sleep(0.05)
@@ -173,31 +192,33 @@ async def test_follow_publishes_each_line_once_across_stops_kills_and_rotation(m
         await caught_up(settings, inputs, third)
 
         # 4. Killed (SIGKILL) right after a batch is acknowledged; more lines while it is down.
-        inputs.write(tasks[150:160], name="b.jsonl")
+        inputs.write(windows[150:160], name="b.jsonl")
         await caught_up(settings, inputs, third)
         await third.kill()
-        inputs.write(tasks[160:170], name="b.jsonl")
+        inputs.write(windows[160:170], name="b.jsonl")
 
         # 5. Rotation while following: scores renamed out of the follow set, evidence renamed
         #    inside it (keeps its place), new files at the old paths.
         fourth = Follower(settings, inputs, "4")
         await caught_up(settings, inputs, fourth)
-        inputs.write(tasks[170:185], name="b.jsonl")
+        inputs.write(windows[170:185], name="b.jsonl")
         (inputs.scores / "b.jsonl").rename(inputs.scores / "b.jsonl.1")
         (inputs.evidence / "old").mkdir()
         (inputs.evidence / "b.jsonl").rename(inputs.evidence / "old" / "b-rotated.jsonl")
-        inputs.write(tasks[185:200], name="b.jsonl")
-        inputs.write(tasks[200:], name="c.jsonl")
+        inputs.write(windows[185:200], name="b.jsonl")
+        inputs.write(windows[200:], name="c.jsonl")
         await caught_up(settings, inputs, fourth)
         summary = await fourth.stop()
         assert summary["published"]["scored-runs"] > 0
 
         for topic in inputs.written:
             assert Counter(await topic_values(settings, topic)) == Counter(inputs.written[topic]), topic
-        assert Counter(inputs.written["evidence"]) == Counter((SAMPLE_DATA / "evidence.jsonl").read_bytes().splitlines())
+        for topic, name in (("evidence", "evidence.jsonl"), ("scored-runs", "scores.jsonl")):
+            assert Counter(inputs.written[topic]) == Counter((SAMPLE_DATA / name).read_bytes().splitlines())
 
         followed, expected = await settle_and_export(settings), await settle_and_export(reference)
 
+    Path("/tmp/followdbg.json").write_bytes(orjson.dumps({"f": followed, "e": expected}))  # DEBUG
     for kind in ("rag", "sft", "preference"):
         assert followed[kind] == expected[kind], kind
     assert followed["preference"], "the sample has pairs"

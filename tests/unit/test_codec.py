@@ -94,11 +94,6 @@ def test_wrong_types_and_unknown_categories_are_refused_with_the_field_named(kin
 
 @pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("value", [True, 1.0])
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: schema_version is Literal[1] and pydantic's strict mode still accepts JSON true and 1.0 "
-    "for it (True == 1 == 1.0), so a record with a wrong-typed schema_version decodes as v1 instead "
-    "of being a schema_violation (SPEC 7: 'has a wrong type')"
-))
 def test_bool_or_float_schema_version_is_refused(kind, value):
     model, make = MODELS[kind]
     refused(decode_input(model, encoded(make(schema_version=value)), MAX))
@@ -179,11 +174,6 @@ def test_rfc3339_timestamps_with_an_offset_decode(scored_at):
 
 @pytest.mark.parametrize("scored_at", ["20260101T000000Z", "2026-W01-1T00:00:00Z", "2026-01-01T00Z",
                                        "2026-01-01T00:00:00+0200"])
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: parse_rfc3339 uses datetime.fromisoformat, which takes ISO 8601 forms that are not RFC 3339 "
-    "(basic format, week dates, hour-only times, offsets without a colon); such a scored_at decodes and is "
-    "copied verbatim into every sample's created_at (SPEC 2 and 5 say RFC 3339)"
-))
 def test_scored_at_that_is_not_rfc3339_is_refused(scored_at):
     refused(decode_input(ScoredRun, encoded(make_score(scored_at=scored_at)), MAX))
 

@@ -1,0 +1,107 @@
+"""Hot spots of a profiled worker: a pyinstrument renderer that also writes a summary.
+
+The benchmark runs the worker as
+``python -m pyinstrument -r benchmarks.profiling.HotspotRenderer -o benchmarks/profile.txt -m streams worker``
+(from the repository root, so this module is importable). On exit the renderer writes the
+usual text tree to ``profile.txt`` and, to the path in ``BENCH_HOTSPOTS_OUT``, a JSON
+summary computed from the raw samples (nothing as large as a saved session is written):
+
+- ``ours``: cumulative time of every function in ``streams/`` and ``schemas/`` (time of the
+  samples with that function anywhere on the stack, counted once per sample);
+- ``self_by_package``: where the leaf frames are (time spent in C code counts for the
+  Python function that called it);
+- ``idle_s``: samples waiting in the event loop's ``select``; ``busy_s`` is the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from pyinstrument.frame_info import frame_info_get_identifier
+from pyinstrument.renderers import ConsoleRenderer
+
+ROOT = Path(__file__).resolve().parents[1]
+OUR_FOLDERS = ("streams", "schemas")
+
+
+def _split(frame_info: str) -> tuple[str, str, int]:
+    function, path, line = (frame_info_get_identifier(frame_info).split("\x00") + ["", "0"])[:3]
+    return function, path, int(line or 0)
+
+
+def _ours(path: str) -> str | None:
+    try:
+        rel = Path(path).resolve().relative_to(ROOT)
+    except (ValueError, OSError):
+        return None
+    return str(rel) if rel.parts and rel.parts[0] in OUR_FOLDERS else None
+
+
+def _package(path: str) -> str:
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    ours = _ours(path)
+    if ours:
+        return "/".join(Path(ours).parts[:2]) if Path(ours).parts[1:2] == ("agents",) else ours
+    if path.startswith("<"):
+        return path
+    return "stdlib:" + Path(path).name
+
+
+def hotspots(frame_records, limit: int = 40) -> dict:
+    total = idle = 0.0
+    cumulative: dict[tuple[str, str, int], float] = defaultdict(float)
+    leaf_package: dict[str, float] = defaultdict(float)
+    leaf_function: dict[tuple[str, str], float] = defaultdict(float)
+    path_cache: dict[str, str | None] = {}
+    for stack, seconds in frame_records:
+        total += seconds
+        frames = [_split(f) for f in stack]
+        if any(fn == "select" and path.endswith("selectors.py") for fn, path, _ in frames):
+            idle += seconds
+            continue
+        seen = set()
+        for fn, path, line in frames:
+            if path not in path_cache:
+                path_cache[path] = _ours(path)
+            rel = path_cache[path]
+            if rel and (fn, rel, line) not in seen:
+                seen.add((fn, rel, line))
+                cumulative[(fn, rel, line)] += seconds
+        if frames:
+            fn, path, _ = frames[-1]
+            leaf_package[_package(path)] += seconds
+            leaf_function[(fn, path_cache.get(path) or _package(path))] += seconds
+    busy = total - idle
+
+    def share(s: float) -> dict:
+        return {"seconds": round(s, 3), "share_of_busy": round(s / busy, 4) if busy else 0.0}
+
+    return {
+        "total_s": round(total, 3),
+        "idle_s": round(idle, 3),
+        "busy_s": round(busy, 3),
+        "ours": [{"function": fn, "file": rel, "line": line, **share(s)}
+                 for (fn, rel, line), s in sorted(cumulative.items(), key=lambda kv: -kv[1])[:limit]],
+        "self_by_package": [{"package": p, **share(s)}
+                            for p, s in sorted(leaf_package.items(), key=lambda kv: -kv[1])[:limit]],
+        "self_top": [{"function": fn, "where": where, **share(s)}
+                     for (fn, where), s in sorted(leaf_function.items(), key=lambda kv: -kv[1])[:limit]],
+    }
+
+
+class HotspotRenderer(ConsoleRenderer):
+    """The text tree of ``ConsoleRenderer``, plus the JSON summary as a side file."""
+
+    def render(self, session) -> str:
+        out = os.environ.get("BENCH_HOTSPOTS_OUT")
+        if out:
+            summary = hotspots(session.frame_records)
+            summary["duration_s"] = round(session.duration, 3)
+            summary["cpu_time_s"] = round(session.cpu_time, 3)
+            summary["samples"] = session.sample_count
+            Path(out).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        return super().render(session)

@@ -1,0 +1,731 @@
+#!/usr/bin/env python3
+"""Throughput, latency and memory of the stream processor on the local broker.
+
+    .venv/bin/python benchmarks/run.py --runs N [--partitions P] [--guarantee G] [--json] [--profile]
+
+One invocation, under a fresh topic prefix (``bench.<random>.``) whose topics are all
+deleted at the end, does:
+
+1. generates N runs shaped like real ones, lazily (one run at a time, from a seeded
+   vocabulary) and publishes each run's evidence and score, already encoded, to the
+   ceiling's input topics and to the pipeline's input topics;
+2. ceiling: a plain aiokafka loop in this process copies every input message of both
+   input topics to one output topic (no logic, batched fetches and batched sends),
+   timed from the first fetch to the last send acknowledged;
+3. pipeline: starts ``distill worker`` (``streams.worker.child_worker``) on the published
+   input and times it: startup (process start to first output), processing (first to
+   last per-run output, i.e. RAG/SFT/quarantine), and until ``streams.wait.wait_caught_up``
+   says everything is consumed, paired and every window closed;
+4. latency: into the same running worker, runs at half the measured rate for
+   ``--latency-seconds`` (evidence, then its score); time from a score's publish to its
+   SFT sample (accepted runs) or RAG sample (partially accepted) on the output topic;
+5. the worker's peak RSS (``VmHWM`` of /proc/<pid>/status) and CPU time.
+
+Results go to stdout (a table, or JSON with ``--json``) and to
+``benchmarks/results/<guarantee>-p<P>-<N>.json``; a later run prints an estimate of its
+duration from the largest earlier result. ``--profile`` runs the worker under
+pyinstrument and writes ``benchmarks/profile.txt`` and ``benchmarks/hotspots.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+
+from streams import kafka_io  # noqa: E402
+from streams.preflight import check_connection  # noqa: E402
+from streams.settings import DistillSettings  # noqa: E402
+from streams.wait import wait_caught_up  # noqa: E402
+from streams.worker import child_worker, settings_env  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+PROFILE_TXT = ROOT / "benchmarks" / "profile.txt"
+HOTSPOTS_JSON = ROOT / "benchmarks" / "hotspots.json"
+
+# --- the runs -----------------------------------------------------------------------------
+
+SEED = 20260427
+START = int(datetime(2026, 4, 20, tzinfo=timezone.utc).timestamp())
+SPAN = 3 * 86_400  # scored_at of the N runs spreads evenly over three days
+CATEGORIES = ("accepted", "partially_accepted", "rejected", "needs_human_review")
+CATEGORY_WEIGHTS = (36, 10, 37, 17)  # the bundled sample (357 / 97 / 375 / 171 of 1000)
+CUM_CATEGORY = [sum(CATEGORY_WEIGHTS[: i + 1]) for i in range(4)]
+RUNS_PER_TASK = range(1, 9)
+CUM_TASK_SIZE = [12, 26, 40, 54, 67, 79, 90, 100]  # 1-8 runs per task, mean about 4.3
+ACTIVE_TASKS = 64  # tasks open at once: a task's runs interleave with others', minutes apart
+FAMILIES = (("scrum_review", "scrum_reviews"), ("observer", "observer_reviews"), ("mode_experiment", "mode_experiments"))
+# A small list of repository paths; no manifest is published, so the path gate checks syntax only.
+SOURCE_FILES = (
+    "src/auth/session.rs", "src/auth/token.rs", "src/api/handlers.rs", "src/db/pool.rs", "src/cache/lru.rs",
+    "crates/lakehouse/src/ingest.rs", "crates/lakehouse/src/catalog.rs", "crates/observer/src/watcher.rs",
+    "docs/ARCHITECTURE.md", "scripts/distillation/export_preference.ts", "tests/integration/ingest_roundtrip.rs",
+    "migrations/0012_add_sig_hash.sql",
+)
+REASONS = {
+    "accepted": ("verdict: approve", "tests pass", "all cited files exist", "explanation matches quoted code"),
+    "partially_accepted": ("verdict: accept with changes", "edge case untested", "migration note missing"),
+    "rejected": ("verdict: reject", "cited call site does not exist", "patch does not compile", "tests not run"),
+    "needs_human_review": ("no validation markers", "grounded_fraction between thresholds", "unverifiable"),
+}
+BASE_WORDS = (
+    "the run reviewer patch session token lock retry backoff latency cache entry row group parquet footer "
+    "manifest schema version partition key consumer lag batch commit offset rebalance worker upstream "
+    "error typed panic malformed invariant quoted lines test property round-trips flushed ordering implicit "
+    "dead code feature flag signature caller clippy formatter constant time side channel observer window "
+    "alert threshold drained compaction scheduled object store replayed throughput grounded fraction judge "
+    "prompt temperature samples median tokens context trimmed sweep validation cited matched repository "
+    "verdict approve accept reject follow-up reviewer evidence plausible verified markers recorded"
+).split()
+
+
+def vocabulary(seed: int) -> list[str]:
+    """The base words and a few hundred seeded pseudo-words (identifiers, names)."""
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "ri", "sta", "ven", "mor", "tux", "pel", "dra", "qui", "zen", "bo", "fir", "gal"]
+    pseudo = {"".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(600)}
+    words = BASE_WORDS + sorted(pseudo) + [p.rsplit("/", 1)[-1] for p in SOURCE_FILES]
+    words += [f"{rng.randint(2, 9999)}" for _ in range(100)] + [f"{rng.randint(1, 999)}ms" for _ in range(50)]
+    return words
+
+
+def rfc3339(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    run_id: str
+    category: str
+    key: bytes
+    evidence: bytes
+    score: bytes
+
+
+class Runs:
+    """N runs, generated one at a time: same seed, same bytes (nothing is held in memory)."""
+
+    def __init__(self, n: int, seed: int = SEED, id_prefix: str = "bench", start: int = START, span: int = SPAN):
+        self.n, self.seed, self.id_prefix, self.start, self.span = n, seed, id_prefix, start, span
+        # Sentences of 8-18 seeded words; a run's text is a seeded draw of them (cheaper than word by word).
+        words, rng = vocabulary(seed), random.Random(seed)
+        self.sentences = [" ".join(rng.choices(words, k=rng.randint(8, 18))).capitalize() + "."
+                          for _ in range(4096)]
+
+    @property
+    def end(self) -> int:
+        return self.start + self.span
+
+    def __iter__(self) -> Iterator[Run]:
+        rng = random.Random(self.seed)
+        sentences = self.sentences
+        offsets: dict[str, int] = {}
+        tasks_made = 0
+
+        def new_task() -> list:
+            nonlocal tasks_made
+            tasks_made += 1
+            family, source_category = FAMILIES[rng.randrange(3)]
+            size = RUNS_PER_TASK[_pick(rng, CUM_TASK_SIZE)]
+            files = rng.sample(SOURCE_FILES, rng.choice((0, 1, 1, 2, 3)))
+            return [f"{family}:{self.id_prefix}-task-{tasks_made:07d}", source_category, size, files]
+
+        def provenance(kind: str, source_category: str, epoch: int, signed: str) -> dict:
+            day = time.strftime("%Y/%m/%d", time.gmtime(epoch))
+            source_file = f"data/{kind}/{day}/{source_category}.jsonl"
+            offsets[source_file] = offsets.get(source_file, -1) + 1
+            return {"source_file": source_file, "line_offset": offsets[source_file],
+                    "sig_hash": hashlib.sha256(signed.encode()).hexdigest(), "recorded_at": rfc3339(epoch)}
+
+        active = [new_task() for _ in range(ACTIVE_TASKS)]
+        step = self.span / max(1, self.n)
+        for i in range(self.n):
+            slot = rng.randrange(ACTIVE_TASKS)
+            task = active[slot]
+            task_id, source_category, _, files = task
+            task[2] -= 1
+            if task[2] == 0:
+                active[slot] = new_task()
+            run_id = f"{self.id_prefix}-{i:07d}"
+            category = CATEGORIES[_pick(rng, CUM_CATEGORY)]
+            scored_at = self.start + int(i * step)
+            recorded_at = scored_at - rng.randint(120, 900)
+            target, size, body = rng.randint(1200, 1600), 0, []
+            for sentence in rng.choices(sentences, k=40):
+                body.append(sentence)
+                size += len(sentence) + 1
+                if size >= target:
+                    break
+            text = f"Review of {task_id} ({run_id}).\n{' '.join(body)}\n\nVerdict: {category.replace('_', ' ')}."
+            evidence = {
+                "schema_version": 1, "run_id": run_id, "task_id": task_id, "source_category": source_category,
+                "text": text, "source_files": files,
+                "provenance": provenance("evidence", source_category, recorded_at, f"{run_id}|{task_id}|{text}"),
+            }
+            stamp = rfc3339(scored_at)
+            score = {
+                "schema_version": 1, "evidence_run_id": run_id, "evidence_task_id": task_id, "category": category,
+                "reasons": rng.sample(REASONS[category], rng.randint(1, 3)),
+                "provenance": provenance("scored-runs", source_category, scored_at, f"{run_id}|{category}|{stamp}"),
+                "scored_at": stamp,
+            }
+            yield Run(run_id, category, run_id.encode(), orjson.dumps(evidence), orjson.dumps(score))
+
+
+def _pick(rng: random.Random, cumulative: list[int]) -> int:
+    x = rng.random() * cumulative[-1]
+    for i, edge in enumerate(cumulative):
+        if x < edge:
+            return i
+    return len(cumulative) - 1
+
+
+def sample_id(kind: str, run_id: str) -> bytes:
+    """SPEC 5: ``sft-`` / ``rag-`` + sha256(``{kind}|{run_id}``)[:16]."""
+    return f"{kind}-{hashlib.sha256(f'{kind}|{run_id}'.encode()).hexdigest()[:16]}".encode()
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmHWM / VmRSS (KiB) and CPU seconds (user + system) of a process, from /proc."""
+    found: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                found[name] = int(value.split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        found["cpu_s"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+async def create_topics(settings: DistillSettings, names: list[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1, topic_configs={"cleanup.policy": "compact"})
+                                   for n in names])
+    finally:
+        await admin.close()
+
+
+async def delete_prefixed(settings: DistillSettings) -> list[str]:
+    """Every topic of this benchmark: the prefix's, and the worker's internal ones (app id)."""
+    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics()
+                  if t.startswith(settings.topic_prefix) or t.startswith(settings.application_id + "-")]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
+async def partitions_of(client: AIOKafkaConsumer, names: list[str]) -> list[TopicPartition]:
+    tps = []
+    for name in names:
+        parts = client.partitions_for_topic(name)
+        if not parts:
+            await client._client.force_metadata_update()
+            parts = client.partitions_for_topic(name) or set()
+        tps += [TopicPartition(name, p) for p in sorted(parts)]
+    return tps
+
+
+def plain_consumer(settings: DistillSettings, **extra) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(**kafka_io.client_options(settings), enable_auto_commit=False,
+                            auto_offset_reset="earliest", **extra)
+
+
+# --- 1. publish -----------------------------------------------------------------------------
+
+
+async def publish(settings: DistillSettings, runs: Runs, targets: list[tuple[str, str]]) -> dict:
+    """Each run's evidence and score to every (evidence topic, score topic) of ``targets``."""
+    producer = AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=50, max_batch_size=1024 * 1024,
+                                max_request_size=4 * 1024 * 1024, acks=1)
+    await producer.start()
+    counts = {c: 0 for c in CATEGORIES}
+    evidence_bytes = score_bytes = 0
+    pending: list[asyncio.Future] = []
+    started = time.perf_counter()
+    try:
+        for i, run in enumerate(runs, 1):
+            counts[run.category] += 1
+            evidence_bytes += len(run.evidence)
+            score_bytes += len(run.score)
+            for evidence_topic, score_topic in targets:
+                pending.append(await producer.send(evidence_topic, run.evidence, key=run.key))
+                pending.append(await producer.send(score_topic, run.score, key=run.key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if i % 100_000 == 0:
+                log(f"published {i:,} of {runs.n:,} runs")
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return {"seconds": time.perf_counter() - started, "categories": counts,
+            "mean_evidence_bytes": evidence_bytes / max(1, runs.n), "mean_score_bytes": score_bytes / max(1, runs.n)}
+
+
+# --- 2. ceiling -----------------------------------------------------------------------------
+
+
+async def ceiling(settings: DistillSettings, inputs: list[str], output: str, expected: int) -> dict:
+    """Copy every message of ``inputs`` to ``output`` (same partition), as fast as aiokafka goes."""
+    consumer = plain_consumer(settings, max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    producer = AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=5, max_batch_size=1024 * 1024,
+                                max_request_size=4 * 1024 * 1024, acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        tps = await partitions_of(consumer, inputs)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        consumed, first, cpu0 = 0, None, time.process_time()
+        in_flight: list[asyncio.Future] = []
+        deadline = time.monotonic() + 120 + expected / 1000
+        while consumed < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ceiling: {consumed} of {expected} messages after the deadline")
+            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            if not batch:
+                continue
+            first = first or time.perf_counter()
+            sent: list[asyncio.Future] = []
+            for tp, messages in batch.items():
+                builder = producer.create_batch()
+                for message in messages:
+                    if builder.append(key=message.key, value=message.value, timestamp=None) is None:
+                        sent.append(await producer.send_batch(builder, output, partition=tp.partition))
+                        builder = producer.create_batch()
+                        builder.append(key=message.key, value=message.value, timestamp=None)
+                sent.append(await producer.send_batch(builder, output, partition=tp.partition))
+                consumed += len(messages)
+            await asyncio.gather(*in_flight)  # keep at most two fetches' worth unacknowledged
+            in_flight = sent
+        await asyncio.gather(*in_flight)
+        seconds = time.perf_counter() - first
+        cpu = time.process_time() - cpu0
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return {"messages": consumed, "seconds": seconds, "messages_per_s": consumed / seconds, "cpu_s": cpu}
+
+
+# --- 3. pipeline ----------------------------------------------------------------------------
+
+RUN_OUTPUTS = ("rag-samples", "sft-samples", "quarantine")  # one outcome per stage and run: per-run work
+
+
+class Probe:
+    """End offsets and the worker group's committed offsets, with long-lived clients."""
+
+    def __init__(self, settings: DistillSettings):
+        self.settings = settings
+        self.consumer = plain_consumer(settings)
+        self.admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
+
+    async def __aenter__(self) -> Probe:
+        await self.consumer.start()
+        await self.admin.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def ends(self, names: list[str]) -> dict[TopicPartition, int]:
+        return await self.consumer.end_offsets(await partitions_of(self.consumer, names))
+
+    async def lag(self, names: list[str]) -> int:
+        ends = await self.ends(names)
+        try:
+            committed = await self.admin.list_consumer_group_offsets(self.settings.application_id,
+                                                                     partitions=list(ends))
+        except Exception:  # the group coordinator may not be there yet
+            return sum(ends.values())
+        return sum(max(0, end - max(0, committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+
+
+async def time_range(settings: DistillSettings, names: list[str]) -> tuple[float | None, float | None]:
+    """Timestamps (epoch s) of the first and the last message on the topics (read committed)."""
+    reader = plain_consumer(settings, isolation_level="read_committed")
+    await reader.start()
+    first = last = None
+    try:
+        tps = await partitions_of(reader, names)
+        begins, ends = await reader.beginning_offsets(tps), await reader.end_offsets(tps)
+        for tp in tps:
+            if ends[tp] <= begins[tp]:
+                continue
+            reader.assign([tp])
+            for start in (begins[tp], max(begins[tp], ends[tp] - 50)):
+                reader.seek(tp, start)
+                while await reader.position(tp) < ends[tp]:
+                    batch = await reader.getmany(tp, timeout_ms=1000)
+                    for message in batch.get(tp, []):
+                        ts = message.timestamp / 1000
+                        first = ts if first is None else min(first, ts)
+                        last = ts if last is None else max(last, ts)
+                    if start == begins[tp] and batch.get(tp):
+                        break  # only the first message was wanted
+    finally:
+        await reader.stop()
+    return first, last
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: DistillSettings, log_path: Path, profile: bool):
+    """``distill worker`` as a child: ``streams.worker.child_worker``, or under pyinstrument."""
+    if not profile:
+        async with child_worker(settings, log_path) as process:
+            yield process
+        return
+    env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}
+    command = [sys.executable, "-m", "pyinstrument", "-r", "benchmarks.profiling.HotspotRenderer",
+               "-o", str(PROFILE_TXT), "-m", "streams", "worker"]
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 180)  # pyinstrument renders on the way out
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def check_alive(process: subprocess.Popen, log_path: Path) -> None:
+    if process.poll() is not None:
+        tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+        raise RuntimeError(f"the worker exited with {process.returncode}:\n{tail}")
+
+
+async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args) -> dict:
+    """Start the worker on input already published; time startup, processing, catching up."""
+    out_topics = [settings.topic(t) for t in RUN_OUTPUTS]
+    lag_topics = [settings.topic(t) for t in ("evidence", "scored-runs", "pair-candidates")]
+    expected_outcomes = 2 * runs.n  # one RAG and one SFT outcome per run (sample or quarantine record)
+    log_path = settings.data_dir / "worker.log"
+    result: dict = {}
+    async with Probe(settings) as probe:
+        spawned = time.time()
+        async with worker_process(settings, log_path, args.profile) as process:
+            pid = process.pid
+            while sum((await probe.ends(out_topics)).values()) == 0:
+                check_alive(process, log_path)
+                if time.time() - spawned > 300:
+                    raise TimeoutError("no output 300 s after the worker started")
+                await asyncio.sleep(0.05)
+            cpu_at_first = proc_status(pid).get("cpu_s", 0.0)
+            log(f"worker producing after {time.time() - spawned:.1f} s; processing {runs.n:,} runs")
+            last_report = time.monotonic()
+            deadline = time.monotonic() + args.timeout
+            consumed_at = None
+            while consumed_at is None:
+                check_alive(process, log_path)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"pipeline not done after {args.timeout:.0f} s")
+                outputs = sum((await probe.ends(out_topics)).values())
+                if outputs >= expected_outcomes and await probe.lag(lag_topics) == 0:
+                    consumed_at = time.time()
+                    break
+                if time.monotonic() - last_report > 10:
+                    last_report = time.monotonic()
+                    rate = outputs / 2 / max(1e-9, time.time() - spawned)
+                    log(f"  {outputs / 2:,.0f} of {runs.n:,} runs have outcomes (~{rate:,.0f} runs/s so far)")
+                await asyncio.sleep(0.25)
+            await wait_caught_up(settings, timeout=120)
+            caught_up_at = time.time()
+            status = proc_status(pid)
+            first, last = await time_range(settings, out_topics)
+            processing = last - first
+            result = {
+                "startup_s": first - spawned,
+                "processing_s": processing,
+                "runs_per_s": runs.n / processing,
+                "messages_per_s": 2 * runs.n / processing,
+                "consumed_s": consumed_at - first,
+                "caught_up_s": caught_up_at - first,
+                "worker_cpu_startup_s": cpu_at_first,
+                "worker_cpu_processing_s": status.get("cpu_s", 0.0) - cpu_at_first,
+                "rss_after_processing_mib": status.get("VmRSS", 0) / 1024,
+                "peak_rss_after_processing_mib": status.get("VmHWM", 0) / 1024,
+                "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
+                                    for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
+                "expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
+                                     "sft": categories["accepted"]},
+            }
+            log(f"pipeline: {result['runs_per_s']:,.0f} runs/s over {processing:.1f} s "
+                f"(startup {result['startup_s']:.1f} s)")
+            if args.latency_seconds > 0:
+                rate = max(1.0, result["runs_per_s"] / 2)
+                result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end, process, log_path)
+            final = proc_status(pid)
+            result["peak_rss_mib"] = final.get("VmHWM", 0) / 1024
+            result["worker_cpu_total_s"] = final.get("cpu_s", 0.0)
+            result["pid"] = pid
+    return result
+
+
+# --- 4. latency -----------------------------------------------------------------------------
+
+
+async def latency(settings: DistillSettings, rate: float, seconds: float, after: int,
+                  process: subprocess.Popen, log_path: Path) -> dict:
+    """Publish runs at ``rate`` runs/s; time each score's publish to its SFT/RAG sample."""
+    n = max(1, int(rate * seconds))
+    runs = Runs(n, seed=SEED + 1, id_prefix="lat", start=after + 60, span=max(60, int(seconds)))
+    reader = plain_consumer(settings, isolation_level="read_committed")
+    producer = AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=0, acks="all",
+                                max_request_size=4 * 1024 * 1024)
+    await reader.start()
+    await producer.start()
+    published: dict[bytes, float] = {}
+    arrived: dict[bytes, float] = {}
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batch = await reader.getmany(timeout_ms=20)
+            now = time.monotonic()
+            for messages in batch.values():
+                for message in messages:
+                    arrived.setdefault(message.key, now)
+
+    try:
+        tps = await partitions_of(reader, [settings.topic("sft-samples"), settings.topic("rag-samples")])
+        reader.assign(tps)
+        await reader.seek_to_end(*tps)
+        for tp in tps:
+            await reader.position(tp)  # resolve the seek before anything is published
+        consumer_task = asyncio.create_task(consume())
+        log(f"latency: {n:,} runs at {rate:,.0f} runs/s for {seconds:.0f} s")
+        t0 = time.monotonic()
+        for i, run in enumerate(runs):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producer.send(settings.topic("evidence"), run.evidence, key=run.key)
+            wanted = {"accepted": "sft", "partially_accepted": "rag"}.get(run.category)
+            at = time.monotonic()
+            await producer.send(settings.topic("scored-runs"), run.score, key=run.key)
+            if wanted:
+                published[sample_id(wanted, run.run_id)] = at
+        sent_for = time.monotonic() - t0
+        await producer.flush()
+        wait_until = time.monotonic() + 60
+        while time.monotonic() < wait_until and not published.keys() <= arrived.keys():
+            check_alive(process, log_path)
+            await asyncio.sleep(0.1)
+        stop.set()
+        await consumer_task
+    finally:
+        await producer.stop()
+        await reader.stop()
+    delays = [(arrived[k] - t) * 1000 for k, t in published.items() if k in arrived]
+    return {
+        "rate_runs_per_s": rate, "runs": n, "publish_seconds": sent_for, "measured_samples": len(published),
+        "missing": len(published) - len(delays),
+        "p50_ms": percentile(delays, 50), "p99_ms": percentile(delays, 99), "max_ms": max(delays, default=None),
+    }
+
+
+# --- the whole benchmark ----------------------------------------------------------------------
+
+
+def estimate(runs: int, guarantee: str, partitions: int) -> str | None:
+    """The expected duration of this benchmark, from the largest earlier result."""
+    earlier = []
+    for path in RESULTS.glob("*.json"):
+        with contextlib.suppress(ValueError, KeyError, OSError):
+            data = json.loads(path.read_text())
+            if not data.get("profile"):
+                earlier.append(data)
+    if not earlier:
+        return None
+    best = max(earlier, key=lambda d: (d["guarantee"] == guarantee, d["partitions"] == partitions, d["runs"]))
+    per_run = (best["publish"]["seconds"] + best["ceiling"]["seconds"] + best["pipeline"]["caught_up_s"]) / best["runs"]
+    fixed = best["pipeline"]["startup_s"] + (best["pipeline"].get("latency") or {}).get("publish_seconds", 0) + 30
+    total = per_run * runs + fixed
+    return (f"estimated duration: {total / 60:,.1f} min (from the {best['runs']:,}-run result of "
+            f"{best['guarantee']}, {best['partitions']} partitions: {best['pipeline']['runs_per_s']:,.0f} runs/s)")
+
+
+async def benchmark(args) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    work = Path(tempfile.mkdtemp(prefix=f"distill-bench-{tag}-"))
+    settings = DistillSettings(
+        bootstrap=args.bootstrap, topic_prefix=f"bench.{tag}.", data_dir=work, partitions=args.partitions,
+        web_enabled=False, processing_guarantee=args.guarantee, pair_idle_close=5.0, log_level="warning",
+    )
+    ceiling_in = [settings.topic("ceiling.evidence"), settings.topic("ceiling.scored-runs")]
+    ceiling_out = settings.topic("ceiling.out")
+    result: dict = {
+        "runs": args.runs, "partitions": args.partitions, "guarantee": args.guarantee, "profile": args.profile,
+        "prefix": settings.topic_prefix, "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+    }
+    await check_connection(settings)
+    try:
+        await kafka_io.ensure_topics(settings)
+        await create_topics(settings, [*ceiling_in, ceiling_out], args.partitions)
+        runs = Runs(args.runs, seed=args.seed)
+        log(f"publishing {args.runs:,} runs (evidence + score) to the ceiling's and the pipeline's inputs")
+        result["publish"] = await publish(settings, runs, [tuple(ceiling_in),
+                                                           (settings.topic("evidence"), settings.topic("scored-runs"))])
+        log(f"published in {result['publish']['seconds']:.1f} s; ceiling: copying {2 * args.runs:,} messages")
+        result["ceiling"] = await ceiling(settings, ceiling_in, ceiling_out, 2 * args.runs)
+        log(f"ceiling: {result['ceiling']['messages_per_s']:,.0f} messages/s")
+        await kafka_io.delete_topics(settings, [*ceiling_in, ceiling_out])  # free the disk early
+        result["pipeline"] = await pipeline(settings, runs, result["publish"]["categories"], args)
+        result["ratio_pipeline_to_ceiling"] = result["pipeline"]["messages_per_s"] / result["ceiling"]["messages_per_s"]
+        result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        if args.keep_topics:
+            log(f"topics kept: DISTILL_TOPIC_PREFIX={settings.topic_prefix} (delete them when done)")
+        else:
+            with contextlib.suppress(Exception):
+                deleted = await delete_prefixed(settings)
+                log(f"deleted {len(deleted)} topics of {settings.topic_prefix} / {settings.application_id}")
+        if args.keep_state:
+            log(f"worker state and log kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.profile and HOTSPOTS_JSON.exists():
+        result["hotspots"] = json.loads(HOTSPOTS_JSON.read_text())
+    return result
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def render(result: dict) -> str:
+    p, c, pub = result["pipeline"], result["ceiling"], result["publish"]
+    cats = pub["categories"]
+    n = result["runs"]
+    rows = [
+        ("runs", f"{n:,}  ({', '.join(f'{k} {v / n:.0%}' for k, v in cats.items())})"),
+        ("input sizes", f"evidence {pub['mean_evidence_bytes']:,.0f} B, score {pub['mean_score_bytes']:,.0f} B (mean)"),
+        ("partitions / guarantee", f"{result['partitions']} / {result['guarantee']}"
+                                   + ("  (worker under pyinstrument)" if result["profile"] else "")),
+        ("publish (4 topics)", f"{pub['seconds']:.1f} s"),
+        ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
+                                          f"{c['seconds']:.1f} s, {c['cpu_s']:.1f} s CPU)"),
+        ("pipeline startup", f"{p['startup_s']:.1f} s  (process start to first output; "
+                             f"{p['worker_cpu_startup_s']:.1f} s CPU)"),
+        ("pipeline processing", f"{p['processing_s']:.1f} s  (first to last RAG/SFT/quarantine output)"),
+        ("pipeline throughput", f"{p['runs_per_s']:,.0f} runs/s = {p['messages_per_s']:,.0f} input msg/s"),
+        ("pipeline / ceiling", f"{result['ratio_pipeline_to_ceiling']:.1%}"),
+        ("worker CPU per 1000 runs", f"{1000 * p['worker_cpu_processing_s'] / n:.2f} s  "
+                                     f"({p['worker_cpu_processing_s']:.1f} s CPU while processing)"),
+        ("all input consumed (committed)", f"{p['consumed_s']:.1f} s after first output"),
+        ("caught up (distill wait)", f"{p['caught_up_s']:.1f} s after first output (incl. 5 s idle window close)"),
+        ("outputs", ", ".join(f"{k} {v:,}" for k, v in p["output_messages"].items())
+                    + f"  (expected samples: rag {p['expected_samples']['rag']:,}, sft {p['expected_samples']['sft']:,})"),
+    ]
+    lat = p.get("latency")
+    if lat:
+        rows.append(("latency at half rate", f"p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms, "
+                                             f"max {lat['max_ms']:,.0f} ms  ({lat['measured_samples']:,} samples at "
+                                             f"{lat['rate_runs_per_s']:,.0f} runs/s, {lat['missing']} missing)")
+                    if lat["p50_ms"] is not None else ("latency at half rate", "no samples arrived"))
+    rows.append(("worker peak RSS (VmHWM)", f"{p['peak_rss_mib']:,.0f} MiB  "
+                                            f"({p['peak_rss_after_processing_mib']:,.0f} MiB after the batch)"))
+    rows.append(("load average start / end", f"{result['machine']['load_average_at_start']} / "
+                                             f"{result['machine'].get('load_average_at_end')} "
+                                             f"on {result['machine']['cpus']} CPUs"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"distill-streams benchmark ({result['started']})", ""]
+    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    hot = result.get("hotspots")
+    if hot:
+        lines += ["", f"  profile: {hot['busy_s']:.1f} s busy of {hot['total_s']:.1f} s sampled "
+                      f"(idle in select {hot['idle_s']:.1f} s); cumulative time in streams/ and schemas/:"]
+        for entry in hot["ours"][:15]:
+            lines.append(f"    {entry['share_of_busy']:6.1%}  {entry['file']}:{entry['function']}")
+        lines += ["", "  self time by package (leaf frames; C code counts for its caller):"]
+        for entry in hot["self_by_package"][:10]:
+            lines.append(f"    {entry['share_of_busy']:6.1%}  {entry['package']}")
+        lines += [f"", f"  text tree: {PROFILE_TXT.relative_to(ROOT)}; summary: {HOTSPOTS_JSON.relative_to(ROOT)}"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--runs", type=int, default=20_000, help="runs to generate (default %(default)s; "
+                        "try 100000, and 1000000 for the long run)")
+    parser.add_argument("--partitions", type=int, default=2, help="partitions of the topics (default %(default)s)")
+    parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
+                        help="the worker's processing_guarantee (default %(default)s)")
+    parser.add_argument("--latency-seconds", type=float, default=20.0,
+                        help="duration of the fixed-rate latency phase; 0 skips it (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="give up when the worker has not processed everything after this many s")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--bootstrap", default=os.environ.get("DISTILL_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--profile", action="store_true",
+                        help="run the worker under pyinstrument; writes benchmarks/profile.txt and hotspots.json")
+    parser.add_argument("--keep-state", action="store_true", help="keep the worker's data folder (and its log)")
+    parser.add_argument("--keep-topics", action="store_true",
+                        help="do not delete the benchmark's topics (to inspect them with distill stats; debugging)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    if args.profile:
+        try:
+            import pyinstrument  # noqa: F401
+        except ImportError:
+            parser.error("--profile needs pyinstrument: .venv/bin/pip install pyinstrument")
+    guess = estimate(args.runs, args.guarantee, args.partitions)
+    if guess:
+        log(guess)
+    result = asyncio.run(benchmark(args))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"{args.guarantee}-p{args.partitions}-{args.runs}{'-profile' if args.profile else ''}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=1) if args.json else render(result))
+
+
+if __name__ == "__main__":
+    main()
