@@ -277,8 +277,13 @@ def plain_consumer(settings: DistillSettings, **extra) -> AIOKafkaConsumer:
 # --- 1. publish -----------------------------------------------------------------------------
 
 
-async def publish(settings: DistillSettings, runs: Runs, targets: list[tuple[str, str]]) -> dict:
-    """Each run's evidence and score to every (evidence topic, score topic) of ``targets``."""
+async def publish(settings: DistillSettings, runs: Runs, targets: list[tuple[str, str]],
+                  order: str = "interleaved") -> dict:
+    """Each run's evidence and score to every (evidence topic, score topic) of ``targets``.
+
+    ``interleaved``: a run's evidence, then its score, run after run (live producers).
+    ``files``: every evidence, then every score, as ``distill ingest`` publishes two files.
+    """
     producer = AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=50, max_batch_size=1024 * 1024,
                                 max_request_size=4 * 1024 * 1024, acks=1)
     await producer.start()
@@ -286,19 +291,25 @@ async def publish(settings: DistillSettings, runs: Runs, targets: list[tuple[str
     evidence_bytes = score_bytes = 0
     pending: list[asyncio.Future] = []
     started = time.perf_counter()
+    passes = [("evidence", "score")] if order == "interleaved" else [("evidence",), ("score",)]
     try:
-        for i, run in enumerate(runs, 1):
-            counts[run.category] += 1
-            evidence_bytes += len(run.evidence)
-            score_bytes += len(run.score)
-            for evidence_topic, score_topic in targets:
-                pending.append(await producer.send(evidence_topic, run.evidence, key=run.key))
-                pending.append(await producer.send(score_topic, run.score, key=run.key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-            if i % 100_000 == 0:
-                log(f"published {i:,} of {runs.n:,} runs")
+        for kinds in passes:
+            for i, run in enumerate(runs, 1):
+                if "evidence" in kinds:
+                    counts[run.category] += 1
+                    evidence_bytes += len(run.evidence)
+                if "score" in kinds:
+                    score_bytes += len(run.score)
+                for evidence_topic, score_topic in targets:
+                    if "evidence" in kinds:
+                        pending.append(await producer.send(evidence_topic, run.evidence, key=run.key))
+                    if "score" in kinds:
+                        pending.append(await producer.send(score_topic, run.score, key=run.key))
+                if len(pending) >= 20_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                if i % 100_000 == 0:
+                    log(f"published {'/'.join(kinds)} of {i:,} of {runs.n:,} runs")
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -376,8 +387,9 @@ class Probe:
     async def ends(self, names: list[str]) -> dict[TopicPartition, int]:
         return await self.consumer.end_offsets(await partitions_of(self.consumer, names))
 
-    async def lag(self, names: list[str]) -> int:
-        ends = await self.ends(names)
+    async def lag(self, names: list[str], targets: dict[TopicPartition, int] | None = None) -> int:
+        """Messages up to ``targets`` (default: the end offsets now) the worker has not committed."""
+        ends = targets or await self.ends(names)
         try:
             committed = await self.admin.list_consumer_group_offsets(self.settings.application_id,
                                                                      partitions=list(ends))
@@ -441,13 +453,30 @@ def check_alive(process: subprocess.Popen, log_path: Path) -> None:
         raise RuntimeError(f"the worker exited with {process.returncode}:\n{tail}")
 
 
+async def quarantine_reasons(settings: DistillSettings) -> dict[str, int]:
+    """Quarantine records by ``stage/reason``, from their headers (the values are not parsed)."""
+    counts: dict[str, int] = {}
+    async for message in kafka_io.read_topic(settings, settings.topic("quarantine")):
+        headers = {k: v.decode() for k, v in message.headers or ()}
+        key = f"{headers.get('stage')}/{headers.get('reason')}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# What this data should give: RAG and SFT gates by category, nothing else (SPEC 4, default options).
+EXPECTED_REASONS = {"rag/category_disallowed", "rag/unsafe_rag_category", "sft/category_disallowed",
+                    "sft/unsafe_sft_category"}
+
+
 async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args) -> dict:
     """Start the worker on input already published; time startup, processing, catching up."""
     out_topics = [settings.topic(t) for t in RUN_OUTPUTS]
     lag_topics = [settings.topic(t) for t in ("evidence", "scored-runs", "pair-candidates")]
-    expected_outcomes = 2 * runs.n  # one RAG and one SFT outcome per run (sample or quarantine record)
+    # One RAG and one SFT outcome per run (a sample or a quarantine record); join timeouts and
+    # late arrivals add records, so outcomes are counted from the committed input instead.
     log_path = settings.data_dir / "worker.log"
-    result: dict = {}
+    result: dict = {"expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
+                                         "sft": categories["accepted"]}}
     async with Probe(settings) as probe:
         spawned = time.time()
         async with worker_process(settings, log_path, args.profile) as process:
@@ -457,54 +486,67 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 if time.time() - spawned > 300:
                     raise TimeoutError("no output 300 s after the worker started")
                 await asyncio.sleep(0.05)
+            first_seen = time.time()
             cpu_at_first = proc_status(pid).get("cpu_s", 0.0)
-            log(f"worker producing after {time.time() - spawned:.1f} s; processing {runs.n:,} runs")
+            log(f"worker producing after {first_seen - spawned:.1f} s; processing {runs.n:,} runs")
             last_report = time.monotonic()
-            deadline = time.monotonic() + args.timeout
-            consumed_at = None
+            inputs = 2 * runs.n
+            consumed_at = pair_targets = None
             while consumed_at is None:
                 check_alive(process, log_path)
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"pipeline not done after {args.timeout:.0f} s")
-                outputs = sum((await probe.ends(out_topics)).values())
-                if outputs >= expected_outcomes and await probe.lag(lag_topics) == 0:
-                    consumed_at = time.time()
+                input_lag = await probe.lag(lag_topics[:2])
+                if input_lag == 0:
+                    # Idle ticks keep arriving on pair-candidates: wait for what was there now.
+                    pair_targets = pair_targets or await probe.ends(lag_topics[2:])
+                    if await probe.lag(lag_topics[2:], pair_targets) == 0:
+                        consumed_at = time.time()
+                        break
+                elapsed = time.time() - first_seen
+                if elapsed > args.timeout:
+                    done = inputs - input_lag
+                    result |= {"timed_out": True, "timeout_s": args.timeout, "input_messages_done": done,
+                               "messages_per_s": done / elapsed, "runs_per_s": done / 2 / elapsed,
+                               "startup_s": first_seen - spawned, "processing_s": elapsed,
+                               "worker_cpu_startup_s": cpu_at_first,
+                               "worker_cpu_processing_s": proc_status(pid).get("cpu_s", 0.0) - cpu_at_first}
+                    log(f"stopping: {done:,} of {inputs:,} input messages committed after {elapsed:.0f} s")
                     break
-                if time.monotonic() - last_report > 10:
+                if time.monotonic() - last_report > 15:
                     last_report = time.monotonic()
-                    rate = outputs / 2 / max(1e-9, time.time() - spawned)
-                    log(f"  {outputs / 2:,.0f} of {runs.n:,} runs have outcomes (~{rate:,.0f} runs/s so far)")
-                await asyncio.sleep(0.25)
-            await wait_caught_up(settings, timeout=120)
-            caught_up_at = time.time()
-            status = proc_status(pid)
-            first, last = await time_range(settings, out_topics)
-            processing = last - first
-            result = {
-                "startup_s": first - spawned,
-                "processing_s": processing,
-                "runs_per_s": runs.n / processing,
-                "messages_per_s": 2 * runs.n / processing,
-                "consumed_s": consumed_at - first,
-                "caught_up_s": caught_up_at - first,
-                "worker_cpu_startup_s": cpu_at_first,
-                "worker_cpu_processing_s": status.get("cpu_s", 0.0) - cpu_at_first,
-                "rss_after_processing_mib": status.get("VmRSS", 0) / 1024,
-                "peak_rss_after_processing_mib": status.get("VmHWM", 0) / 1024,
-                "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
-                                    for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
-                "expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
-                                     "sft": categories["accepted"]},
-            }
-            log(f"pipeline: {result['runs_per_s']:,.0f} runs/s over {processing:.1f} s "
-                f"(startup {result['startup_s']:.1f} s)")
-            if args.latency_seconds > 0:
-                rate = max(1.0, result["runs_per_s"] / 2)
-                result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end, process, log_path)
+                    log(f"  {inputs - input_lag:,} of {inputs:,} input messages committed "
+                        f"(~{(inputs - input_lag) / 2 / elapsed:,.0f} runs/s so far)")
+                await asyncio.sleep(0.5)
+            if consumed_at is not None:
+                await wait_caught_up(settings, timeout=300)
+                caught_up_at = time.time()
+                status = proc_status(pid)
+                first, last = await time_range(settings, out_topics)
+                processing = last - first
+                result |= {
+                    "startup_s": first - spawned,
+                    "processing_s": processing,
+                    "runs_per_s": runs.n / processing,
+                    "messages_per_s": 2 * runs.n / processing,
+                    "consumed_s": consumed_at - first,
+                    "caught_up_s": caught_up_at - first,
+                    "worker_cpu_startup_s": cpu_at_first,
+                    "worker_cpu_processing_s": status.get("cpu_s", 0.0) - cpu_at_first,
+                    "peak_rss_after_processing_mib": status.get("VmHWM", 0) / 1024,
+                    "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
+                                        for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
+                }
+                result["quarantine"] = await quarantine_reasons(settings)
+                result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
+                                                   if k not in EXPECTED_REASONS}
+                log(f"pipeline: {result['runs_per_s']:,.0f} runs/s over {processing:.1f} s "
+                    f"(startup {result['startup_s']:.1f} s)")
+                if args.latency_seconds > 0:
+                    rate = max(1.0, result["runs_per_s"] / 2)
+                    result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end,
+                                                      process, log_path)
             final = proc_status(pid)
             result["peak_rss_mib"] = final.get("VmHWM", 0) / 1024
             result["worker_cpu_total_s"] = final.get("cpu_s", 0.0)
-            result["pid"] = pid
     return result
 
 
@@ -574,7 +616,7 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
 # --- the whole benchmark ----------------------------------------------------------------------
 
 
-def estimate(runs: int, guarantee: str, partitions: int) -> str | None:
+def estimate(runs: int, guarantee: str, partitions: int, order: str) -> str | None:
     """The expected duration of this benchmark, from the largest earlier result."""
     earlier = []
     for path in RESULTS.glob("*.json"):
@@ -584,12 +626,16 @@ def estimate(runs: int, guarantee: str, partitions: int) -> str | None:
                 earlier.append(data)
     if not earlier:
         return None
-    best = max(earlier, key=lambda d: (d["guarantee"] == guarantee, d["partitions"] == partitions, d["runs"]))
-    per_run = (best["publish"]["seconds"] + best["ceiling"]["seconds"] + best["pipeline"]["caught_up_s"]) / best["runs"]
-    fixed = best["pipeline"]["startup_s"] + (best["pipeline"].get("latency") or {}).get("publish_seconds", 0) + 30
+    best = max(earlier, key=lambda d: (d["guarantee"] == guarantee, d["partitions"] == partitions,
+                                       d.get("order") == order, d["runs"]))
+    pipe = best["pipeline"]
+    per_run = (best["publish"]["seconds"] + best["ceiling"]["seconds"]) / best["runs"] + 1 / pipe["runs_per_s"]
+    fixed = pipe["startup_s"] + (pipe.get("latency") or {}).get("publish_seconds", 0) + 60
     total = per_run * runs + fixed
-    return (f"estimated duration: {total / 60:,.1f} min (from the {best['runs']:,}-run result of "
-            f"{best['guarantee']}, {best['partitions']} partitions: {best['pipeline']['runs_per_s']:,.0f} runs/s)")
+    return (f"estimated duration: {total / 60:,.1f} min, of which pipeline processing {runs / pipe['runs_per_s'] / 60:,.1f} min "
+            f"(linear extrapolation of the {best['runs']:,}-run result, {best['guarantee']}, "
+            f"{best['partitions']} partitions: {pipe['runs_per_s']:,.0f} runs/s"
+            f"{', itself stopped by --timeout' if pipe.get('timed_out') else ''})")
 
 
 async def benchmark(args) -> dict:
@@ -603,6 +649,7 @@ async def benchmark(args) -> dict:
     ceiling_out = settings.topic("ceiling.out")
     result: dict = {
         "runs": args.runs, "partitions": args.partitions, "guarantee": args.guarantee, "profile": args.profile,
+        "order": args.order,
         "prefix": settings.topic_prefix, "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
@@ -613,7 +660,8 @@ async def benchmark(args) -> dict:
         runs = Runs(args.runs, seed=args.seed)
         log(f"publishing {args.runs:,} runs (evidence + score) to the ceiling's and the pipeline's inputs")
         result["publish"] = await publish(settings, runs, [tuple(ceiling_in),
-                                                           (settings.topic("evidence"), settings.topic("scored-runs"))])
+                                                           (settings.topic("evidence"), settings.topic("scored-runs"))],
+                                          args.order)
         log(f"published in {result['publish']['seconds']:.1f} s; ceiling: copying {2 * args.runs:,} messages")
         result["ceiling"] = await ceiling(settings, ceiling_in, ceiling_out, 2 * args.runs)
         log(f"ceiling: {result['ceiling']['messages_per_s']:,.0f} messages/s")
@@ -647,31 +695,50 @@ def render(result: dict) -> str:
     rows = [
         ("runs", f"{n:,}  ({', '.join(f'{k} {v / n:.0%}' for k, v in cats.items())})"),
         ("input sizes", f"evidence {pub['mean_evidence_bytes']:,.0f} B, score {pub['mean_score_bytes']:,.0f} B (mean)"),
-        ("partitions / guarantee", f"{result['partitions']} / {result['guarantee']}"
+        ("partitions / guarantee / order", f"{result['partitions']} / {result['guarantee']} / {result['order']}"
                                    + ("  (worker under pyinstrument)" if result["profile"] else "")),
         ("publish (4 topics)", f"{pub['seconds']:.1f} s"),
         ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
                                           f"{c['seconds']:.1f} s, {c['cpu_s']:.1f} s CPU)"),
         ("pipeline startup", f"{p['startup_s']:.1f} s  (process start to first output; "
                              f"{p['worker_cpu_startup_s']:.1f} s CPU)"),
-        ("pipeline processing", f"{p['processing_s']:.1f} s  (first to last RAG/SFT/quarantine output)"),
-        ("pipeline throughput", f"{p['runs_per_s']:,.0f} runs/s = {p['messages_per_s']:,.0f} input msg/s"),
-        ("pipeline / ceiling", f"{result['ratio_pipeline_to_ceiling']:.1%}"),
-        ("worker CPU per 1000 runs", f"{1000 * p['worker_cpu_processing_s'] / n:.2f} s  "
-                                     f"({p['worker_cpu_processing_s']:.1f} s CPU while processing)"),
-        ("all input consumed (committed)", f"{p['consumed_s']:.1f} s after first output"),
-        ("caught up (distill wait)", f"{p['caught_up_s']:.1f} s after first output (incl. 5 s idle window close)"),
-        ("outputs", ", ".join(f"{k} {v:,}" for k, v in p["output_messages"].items())
-                    + f"  (expected samples: rag {p['expected_samples']['rag']:,}, sft {p['expected_samples']['sft']:,})"),
     ]
+    if p.get("timed_out"):
+        rows += [
+            ("pipeline processing", f"STOPPED after {p['processing_s']:.0f} s (--timeout): "
+                                    f"{p['input_messages_done']:,} of {2 * n:,} input messages committed"),
+            ("pipeline throughput", f"{p['runs_per_s']:,.0f} runs/s = {p['messages_per_s']:,.0f} input msg/s (so far)"),
+        ]
+    else:
+        rows += [
+            ("pipeline processing", f"{p['processing_s']:.1f} s  (first to last RAG/SFT/quarantine output)"),
+            ("pipeline throughput", f"{p['runs_per_s']:,.0f} runs/s = {p['messages_per_s']:,.0f} input msg/s"),
+        ]
+    rows += [
+        ("pipeline / ceiling", f"{result['ratio_pipeline_to_ceiling']:.1%}  (input messages per second)"),
+        ("worker CPU per 1000 runs", f"{1000 * p['worker_cpu_processing_s'] / (p.get('input_messages_done', 2 * n) / 2):.2f} s"
+                                     f"  ({p['worker_cpu_processing_s']:.1f} s CPU while processing)"),
+    ]
+    if not p.get("timed_out"):
+        rows += [
+            ("all input consumed (committed)", f"{p['consumed_s']:.1f} s after first output"),
+            ("caught up (distill wait)", f"{p['caught_up_s']:.1f} s after first output (incl. 5 s idle window close)"),
+            ("outputs", ", ".join(f"{k} {v:,}" for k, v in p["output_messages"].items())
+                        + f"  (expected samples: rag {p['expected_samples']['rag']:,}, "
+                          f"sft {p['expected_samples']['sft']:,})"),
+            ("quarantine by stage/reason", ", ".join(f"{k} {v:,}" for k, v in p["quarantine"].items())),
+        ]
+        if p["unexpected_quarantine"]:
+            rows.append(("  NOT EXPECTED for this data", ", ".join(f"{k} {v:,}" for k, v in p["unexpected_quarantine"].items())))
     lat = p.get("latency")
     if lat:
         rows.append(("latency at half rate", f"p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms, "
                                              f"max {lat['max_ms']:,.0f} ms  ({lat['measured_samples']:,} samples at "
                                              f"{lat['rate_runs_per_s']:,.0f} runs/s, {lat['missing']} missing)")
                     if lat["p50_ms"] is not None else ("latency at half rate", "no samples arrived"))
-    rows.append(("worker peak RSS (VmHWM)", f"{p['peak_rss_mib']:,.0f} MiB  "
-                                            f"({p['peak_rss_after_processing_mib']:,.0f} MiB after the batch)"))
+    rows.append(("worker peak RSS (VmHWM)", f"{p['peak_rss_mib']:,.0f} MiB"
+                 + (f"  ({p['peak_rss_after_processing_mib']:,.0f} MiB after the batch)"
+                    if "peak_rss_after_processing_mib" in p else "")))
     rows.append(("load average start / end", f"{result['machine']['load_average_at_start']} / "
                                              f"{result['machine'].get('load_average_at_end')} "
                                              f"on {result['machine']['cpus']} CPUs"))
@@ -687,7 +754,7 @@ def render(result: dict) -> str:
         lines += ["", "  self time by package (leaf frames; C code counts for its caller):"]
         for entry in hot["self_by_package"][:10]:
             lines.append(f"    {entry['share_of_busy']:6.1%}  {entry['package']}")
-        lines += [f"", f"  text tree: {PROFILE_TXT.relative_to(ROOT)}; summary: {HOTSPOTS_JSON.relative_to(ROOT)}"]
+        lines += ["", f"  text tree: {PROFILE_TXT.relative_to(ROOT)}; summary: {HOTSPOTS_JSON.relative_to(ROOT)}"]
     return "\n".join(lines)
 
 
@@ -699,10 +766,14 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the topics (default %(default)s)")
     parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
                         help="the worker's processing_guarantee (default %(default)s)")
+    parser.add_argument("--order", choices=["interleaved", "files"], default="interleaved",
+                        help="publish each run's evidence then its score (interleaved, as live producers do), or "
+                             "all evidence then all scores (files, as `distill ingest` does) (default %(default)s)")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
                         help="duration of the fixed-rate latency phase; 0 skips it (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=3600.0,
-                        help="give up when the worker has not processed everything after this many s")
+                        help="stop the pipeline phase after this many seconds of processing and report the "
+                             "rate so far (default %(default)s)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--bootstrap", default=os.environ.get("DISTILL_BOOTSTRAP", "127.0.0.1:9092"))
     parser.add_argument("--profile", action="store_true",
@@ -717,12 +788,13 @@ def main() -> None:
             import pyinstrument  # noqa: F401
         except ImportError:
             parser.error("--profile needs pyinstrument: .venv/bin/pip install pyinstrument")
-    guess = estimate(args.runs, args.guarantee, args.partitions)
+    guess = estimate(args.runs, args.guarantee, args.partitions, args.order)
     if guess:
         log(guess)
     result = asyncio.run(benchmark(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"{args.guarantee}-p{args.partitions}-{args.runs}{'-profile' if args.profile else ''}.json"
+    name = (f"{args.guarantee}-p{args.partitions}-{args.order}-{args.runs}"
+            f"{'-profile' if args.profile else ''}.json")
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1) if args.json else render(result))
 

@@ -54,6 +54,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,

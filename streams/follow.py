@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from streams import kafka_io
-from streams.errors import DistillError
+from streams.errors import BrokerUnavailable, DistillError
 from streams.ingest import INPUT_ORDER, Line, message_for, read_lines
 from streams.settings import DistillSettings
 
@@ -191,41 +192,66 @@ class Follower:
         """One batch over every file; True when some file has more lines already waiting."""
         now = self.clock()
         found = self._discover()
-        for key, (path, cursor_topic) in found.items():
+        for key, (path, topic) in found.items():
             followed = self.files.get(key)
             if followed is None:
-                cursor = self.store.cursors.setdefault(key, Cursor(topic=cursor_topic))
+                cursor = self.store.cursors.get(key) or self._same_file(path, topic, found) or Cursor(topic)
+                self.store.cursors[key] = cursor
                 followed = self.files[key] = _Followed(key, path, cursor, changed_at=now)
             followed.path, followed.cursor.path, followed.gone = path, str(path), False
         for key, followed in self.files.items():
             if key not in found and not followed.gone:
                 followed.gone, followed.changed_at = True, now
-        acks, batches, more = [], [], False
-        for followed in sorted(self.files.values(), key=lambda f: (INPUT_ORDER.index(f.cursor.topic), str(f.path))):
-            lines, head = self._new_lines(followed, now)
-            more |= len(lines) >= self.batch_lines
-            for line in lines:
-                key, value = message_for(followed.cursor.topic, followed.path.name, line)
-                mark = header_mark(self.follower_id, followed.key, followed.cursor.epoch, line)
-                acks.append(await self.send(followed.cursor.topic, key, value, [(HEADER, mark)]))
-            if lines:
-                batches.append((followed, lines[-1], head, len(lines)))
-        for acked in await asyncio.gather(*acks):
-            self._note_position(acked)
-        for followed, last, head, count in batches:
-            followed.cursor.offset, followed.cursor.line, followed.cursor.head = last.end, last.number, head
-            self.published[followed.cursor.topic] += count
-            self.progress(followed.cursor.topic, count)
+        # Scores are read before evidence: a writer appends a run's evidence before its score,
+        # so every score read here has its evidence read too. Evidence is acknowledged before
+        # scores go out, as one-shot ingest does, so a batch joins without waiting.
+        read = {topic: self._read_topic(topic, now) for topic in reversed(INPUT_ORDER)}
+        for topic in INPUT_ORDER:
+            acks = []
+            for followed, lines, _ in read[topic]:
+                for line in lines:
+                    key, value = message_for(topic, followed.path.name, line)
+                    mark = header_mark(self.follower_id, followed.key, followed.cursor.epoch, line)
+                    acks.append(await self.send(topic, key, value, [(HEADER, mark)]))
+            for acked in await asyncio.gather(*acks):
+                self._note_position(acked)
+        for topic in INPUT_ORDER:
+            for followed, lines, head in read[topic]:
+                last = lines[-1]
+                followed.cursor.offset, followed.cursor.line, followed.cursor.head = last.end, last.number, head
+                self.published[topic] += len(lines)
+                self.progress(topic, len(lines))
         self._forget_done()
         self.store.save()
         self._close_idle()
-        return more
+        return any(len(lines) >= self.batch_lines for batch in read.values() for _, lines, _ in batch)
 
     def close(self) -> None:
         for followed in self.files.values():
             if followed.handle:
                 followed.handle.close()
                 followed.handle = None
+
+    def _read_topic(self, topic: str, now: float) -> list[tuple[_Followed, list[Line], str]]:
+        """The new lines of each file of a topic, in path order, with the head they end at."""
+        batch = []
+        mine = [f for f in self.files.values() if f.cursor.topic == topic]
+        for followed in sorted(mine, key=lambda f: (not f.gone, str(f.path))):  # a rotated file's rest first
+            lines, head = self._new_lines(followed, now)
+            if lines:
+                batch.append((followed, lines, head))
+        return batch
+
+    def _same_file(self, path: Path, topic: str, found: dict) -> Cursor | None:
+        """The cursor of a file known at this path under another device number (a remount,
+        a restored backup), if its first bytes are the same: it is taken over."""
+        for key, cursor in list(self.store.cursors.items()):
+            if key in found or key in self.files or (cursor.path, cursor.topic) != (str(path), topic) or not cursor.head:
+                continue
+            with suppress(OSError), path.open("rb") as handle:
+                if os.fstat(handle.fileno()).st_size >= cursor.offset and _head(handle, cursor.offset) == cursor.head:
+                    return self.store.cursors.pop(key)
+        return None
 
     def _discover(self) -> dict[str, tuple[Path, str]]:
         found: dict[str, tuple[Path, str]] = {}
@@ -265,7 +291,8 @@ class Follower:
         if followed.seen != (info.st_size, info.st_mtime_ns):
             followed.seen, followed.changed_at = (info.st_size, info.st_mtime_ns), now
         cursor = followed.cursor
-        if info.st_size < cursor.offset or (cursor.head and cursor.offset and _head(handle, cursor.offset) != cursor.head):
+        rewritten = cursor.head and cursor.offset and _head(handle, cursor.offset) != cursor.head
+        if info.st_size < cursor.offset or rewritten:
             cursor.epoch, cursor.offset, cursor.line, cursor.head = cursor.epoch + 1, 0, 0, ""
         handle.seek(cursor.offset)
         lines = list(islice(read_lines(handle, cursor.line, complete_only=not final), self.batch_lines))
@@ -381,6 +408,11 @@ async def follow_until_signalled(
         loop.add_signal_handler(signum, on_signal)
     try:
         return await follow(settings, sources, stop, progress, poll_interval)
+    except KafkaError as exc:
+        raise BrokerUnavailable(
+            f"publishing failed: {exc!r}. Lines not acknowledged are published on the next start.\n"
+            f"Operator action: check that the broker at {settings.bootstrap} is up, then run the same command again."
+        ) from None
     except asyncio.CancelledError:
         raise DistillError(
             "stopped before the last batch was acknowledged; the next --follow finds what of it reached the broker"

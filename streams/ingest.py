@@ -3,9 +3,9 @@
 Each line goes out as it is in the file, invalid ones too: the worker, not the
 publisher, decides what is valid, so a bad line ends in the quarantine with a reason.
 
-One-shot ingest is stateless: it publishes every line of the files each time it runs
-(the worker's join and the compacted outputs absorb a repeat). ``--follow``
-(``streams.follow``) is the resumable mode; both turn lines into messages here.
+One-shot ingest is stateless: each run publishes every line of the files again, and
+remembers nothing. ``--follow`` (``streams.follow``) is the resumable mode, publishing
+each line once across restarts. Both turn lines into messages here.
 """
 
 from collections.abc import Callable, Iterator

@@ -238,7 +238,8 @@ async def unconsumed(settings: DistillSettings, group: str, names: list[str],
 
     A committed offset short of the end is not always lag: a transactional producer's
     commit marker takes the last offset, and no consumer ever commits past it. So the
-    gap is read (read_committed) and only real messages count."""
+    gap is read (read_committed) up to the last stable offset and only real messages
+    count; what lies past the last stable offset (an open transaction) counts whole."""
     ends = ends if ends is not None else await end_offsets(settings, names)
     committed = await committed_offsets(settings, group, list(ends))
     gaps = {tp: (committed.get(tp, 0), end) for tp, end in ends.items() if committed.get(tp, 0) < end}
@@ -246,23 +247,25 @@ async def unconsumed(settings: DistillSettings, group: str, names: list[str],
         return {}
     reader = consumer(settings)
     await reader.start()
-    counts: dict[TopicPartition, int] = {}
+    counts = {tp: 0 for tp in gaps}
     try:
         reader.assign(list(gaps))
         for tp, (start, _) in gaps.items():
             reader.seek(tp, start)
         todo = dict(gaps)
-        while todo:
-            batch = await reader.getmany(*todo, timeout_ms=300)
+        deadline = asyncio.get_running_loop().time() + 15
+        while todo and asyncio.get_running_loop().time() < deadline:
+            batch = await reader.getmany(*todo, timeout_ms=200)
             for tp, messages in batch.items():
-                counts[tp] = counts.get(tp, 0) + sum(1 for m in messages if m.offset < todo[tp][1])
+                counts[tp] += sum(1 for m in messages if m.offset < todo[tp][1])
             for tp in list(todo):
-                if await reader.position(tp) >= todo[tp][1]:
+                stable = reader.last_stable_offset(tp)
+                position = await reader.position(tp)
+                if stable is not None and position >= min(stable, todo[tp][1]):
+                    counts[tp] += max(0, todo[tp][1] - max(stable, position))
                     del todo[tp]
-            if not batch and todo:
-                # Nothing more to read below the end: the rest are transaction markers
-                # (or an open transaction, whose messages do not count until committed).
-                break
+        for tp in todo:  # not read in time: count the rest as lag rather than guess
+            counts[tp] += todo[tp][1] - await reader.position(tp)
     finally:
         await reader.stop()
     return {tp: n for tp, n in counts.items() if n}

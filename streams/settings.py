@@ -29,6 +29,7 @@ class DistillSettings(BaseSettings):
     max_record_bytes: int = Field(default=900_000, ge=1024)
 
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    session_timeout: float = Field(default=30.0, ge=6)  # a dead worker's partitions move after this
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066

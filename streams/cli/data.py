@@ -26,11 +26,15 @@ def _print_json(data) -> None:
 @click.command("ingest")
 @click.option("--evidence", "evidence", multiple=True, type=click.Path(path_type=Path), help="Evidence JSONL file or folder (repeatable).")
 @click.option("--scores", "scores", multiple=True, type=click.Path(path_type=Path), help="Scored-run JSONL file or folder (repeatable).")
-@click.option("--follow", is_flag=True, help="Keep publishing lines as they are appended, new files, rotated files; resumes after a restart.")
-@click.option("--poll-interval", type=click.FloatRange(0.05, 10), default=0.25, show_default=True, help="Seconds between looks at the files (with --follow).")
+@click.option("--follow", is_flag=True,
+              help="Keep publishing what the files gain (appended lines, new files, rotated files) until stopped.")
+@click.option("--poll-interval", type=click.FloatRange(0.05, 10), default=0.25, show_default=True,
+              help="Seconds between looks at the files (with --follow).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 @click.pass_obj
-def ingest(ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], follow: bool, poll_interval: float, as_json: bool) -> None:
+def ingest(
+    ctx: Context, evidence: tuple[Path, ...], scores: tuple[Path, ...], follow: bool, poll_interval: float, as_json: bool
+) -> None:
     """Publish JSONL files (or every *.jsonl under a folder) to the input topics, keyed by run id.
 
     Invalid lines are published too, so the quarantine shows them with a reason. Without

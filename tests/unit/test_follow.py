@@ -307,3 +307,29 @@ def test_the_state_file_is_replaced_atomically(state):
     store.save()
     assert orjson.loads(state.read_bytes())["positions"] == {"t:0": 4}
     assert os.stat(state).st_ino != inode and not list(state.parent.glob(".*tmp"))
+
+
+async def test_a_file_whose_device_number_changed_keeps_its_place(tmp_path, state):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(row("a", 1))
+    log = FakeLog()
+    await follower(state, log, evidence=[path]).poll_once()
+    saved = orjson.loads(state.read_bytes())  # as after a remount: same path, same bytes, other device
+    saved["files"] = {f"evidence:999:{key.rsplit(':', 1)[1]}": c for key, c in saved["files"].items()}
+    state.write_bytes(orjson.dumps(saved))
+    append(path, row("a", 2))
+    restarted = follower(state, log, evidence=[path])
+    await restarted.poll_once()
+    assert log.values() == [row("a", 1).rstrip(), row("a", 2).rstrip()]
+    assert len(OffsetStore.load(state).cursors) == 1
+
+
+def test_the_command_refuses_paths_that_do_not_exist(tmp_path):
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "ingest", "--follow", "--evidence", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such file or folder" in result.output
+    result = CliRunner().invoke(main, ["ingest", "--follow"])
+    assert result.exit_code == 2 and "nothing to ingest" in result.output

@@ -1,0 +1,143 @@
+"""Nothing lost, nothing duplicated: SIGKILLed workers, a two-worker group, a restarted
+broker, and a flood of bad input, each compared with an undisturbed run."""
+
+import asyncio
+import random
+
+import pytest
+
+from streams import kafka_io
+from streams.wait import wait_caught_up
+from streams.worker import child_worker
+from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
+from tests.integration.runs import synthetic_runs
+
+pytestmark = pytest.mark.integration
+
+OUTPUTS = ("rag-samples", "sft-samples", "preference-pairs", "quarantine")
+
+
+async def message_counts(settings) -> dict[str, int]:
+    """Committed messages on each output topic: a duplicate would show as one more."""
+    counts = {}
+    for name in OUTPUTS:
+        counts[name] = sum([1 async for _ in kafka_io.read_topic(settings, settings.topic(name))])
+    return counts
+
+
+async def progress(settings) -> int:
+    return (await message_counts(settings))["sft-samples"]
+
+
+async def reference_run(make_settings, tmp_path, runs: int):
+    settings = make_settings(session_timeout=8)
+    evidence, scores = synthetic_runs(runs)
+    files = (write_jsonl(tmp_path / "e.jsonl", evidence), write_jsonl(tmp_path / "s.jsonl", scores))
+    await ingest(settings, [files[0]], [files[1]])
+    async with running_worker(settings):
+        rows = await settle_and_export(settings, timeout=600)
+    return files, rows, await message_counts(settings)
+
+
+async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settings, tmp_path):
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000)
+    settings = make_settings(session_timeout=8)
+    await ingest(settings, [files[0]], [files[1]])
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(3):
+        async with child_worker(settings, settings.data_dir / "worker.log") as process:
+            before = await progress(settings)
+            while await progress(settings) == before and process.poll() is None:
+                await asyncio.sleep(0.2)  # killed only once it is producing
+            await asyncio.sleep(rng.uniform(0.1, 2.0))
+            if process.poll() is None:
+                process.kill()
+                kills += 1
+    async with running_worker(settings):
+        rows = await settle_and_export(settings, timeout=600)
+    assert kills == 3
+    assert rows == expected_rows
+    assert await message_counts(settings) == expected_counts
+
+
+async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, tmp_path):
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 2000)
+    settings = make_settings(session_timeout=8, partitions=4)
+    await ingest(settings, [files[0]], [files[1]])
+    second = settings.model_copy(update={"data_dir": settings.data_dir / "second"})
+    async with running_worker(settings), child_worker(second, second.data_dir / "worker.log") as doomed:
+        before = await progress(settings)
+        while await progress(settings) == before:
+            await asyncio.sleep(0.2)
+        doomed.kill()
+        rows = await settle_and_export(settings, timeout=600)
+    assert rows == expected_rows
+    assert await message_counts(settings) == expected_counts
+
+
+async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path, broker):
+    from streams.localkafka.broker import LocalKafka
+
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 1500)
+    settings = make_settings(session_timeout=8)
+    await ingest(settings, [files[0]], [files[1]])
+    kafka = LocalKafka.from_env()
+    async with running_worker(settings):
+        before = await progress(settings)
+        while await progress(settings) == before:
+            await asyncio.sleep(0.2)
+        await asyncio.to_thread(kafka.down)
+        await asyncio.sleep(3)
+        await asyncio.to_thread(kafka.up, 180)
+        rows = await settle_and_export(settings, timeout=600)
+    assert rows == expected_rows
+    assert await message_counts(settings) == expected_counts
+
+
+async def test_bad_input_flood_is_quarantined_with_bounded_memory(make_settings, tmp_path):
+    settings = make_settings(session_timeout=8)
+    evidence, scores = synthetic_runs(1000, prefix="good")
+    rng = random.Random(9)
+    bad: list[bytes] = []
+    for i in range(6000):
+        kind = i % 6
+        if kind == 0:
+            bad.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))).replace(b"\n", b" "))
+        elif kind == 1:
+            bad.append(b'{"run_id": "x' + str(i).encode() + b'", "text": "' + b"A" * 950_000 + b'"}')
+        elif kind == 2:
+            bad.append(b"[" * 3000 + b"]" * 3000)
+        elif kind == 3:
+            bad.append(b'{"schema_version": 1, "run_id": ' + str(i).encode() + b', "task_id": []}')
+        elif kind == 4:
+            bad.append(b'"just a string"')
+        else:
+            bad.append(("{\"run_id\": \"caf\u00e9-" + str(i) + "\", \"text\": 3}").encode("latin-1"))
+    mixed_evidence = []
+    for i, record in enumerate(evidence):
+        mixed_evidence.append(record)
+        mixed_evidence.extend(bad[i * 3:(i + 1) * 3])
+    mixed_scores = list(scores) + bad[3000:]
+    await ingest(settings, [write_jsonl(tmp_path / "e.jsonl", mixed_evidence)],
+                 [write_jsonl(tmp_path / "s.jsonl", mixed_scores)])
+    async with running_worker(settings) as process:
+        peak = 0
+        waiting = asyncio.create_task(wait_caught_up(settings, 900))
+        while not waiting.done():
+            peak = max(peak, rss_kib(process.pid))
+            await asyncio.sleep(0.5)
+        await waiting
+        rows = await settle_and_export(settings)
+    input_records = [r for r in rows["quarantine"] if r["stage"] == "input"]
+    assert len(input_records) == len(bad)
+    assert {r["reason"] for r in input_records} == {"schema_violation"}
+    assert len(rows["sft"]) + len([r for r in rows["quarantine"] if r["stage"] == "sft"]) == 1000
+    assert peak < 600 * 1024, f"worker peak RSS {peak} KiB"
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
