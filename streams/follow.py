@@ -64,6 +64,7 @@ class OffsetStore:
     path: Path
     cursors: dict[str, Cursor] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
+    saved: bytes = field(default=b"", repr=False, compare=False)
 
     @classmethod
     def load(cls, path: Path) -> "OffsetStore":
@@ -79,12 +80,16 @@ class OffsetStore:
             ) from None
 
     def save(self) -> None:
-        """Write a temporary file, fsync it, rename it over the old one, fsync the folder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write a temporary file, fsync it, rename it over the old one, fsync the folder
+        (nothing when nothing changed since the last save)."""
         data = {"version": 1, "files": {k: asdict(c) for k, c in self.cursors.items()}, "positions": self.positions}
+        encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        if encoded == self.saved:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         with temporary.open("wb") as handle:
-            handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+            handle.write(encoded)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
@@ -93,6 +98,7 @@ class OffsetStore:
             os.fsync(folder)
         finally:
             os.close(folder)
+        self.saved = encoded
 
 
 @contextmanager

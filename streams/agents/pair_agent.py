@@ -133,32 +133,60 @@ def take_watermark(pipeline: Pipeline, partition: int, mark: Watermark | None) -
 
 
 def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: float | None = None) -> None:
-    """Index an open window by partition, with the wall-clock time it last took a run."""
-    index = pipeline.tables.open_windows
-    entry = loads(index[key]) if key in index else {"partition": partition, "closes_at": closes_at}
-    entry["active_at"] = time.time()
+    """Index an open window with the wall-clock time it last took a run.
+
+    Beside the index, each partition keeps lower bounds of its windows' close times and
+    activity times: a sweep reads the index only when one of them says a window may be
+    due, so the per-message cost does not grow with the number of open windows."""
+    index, now = pipeline.tables.open_windows, time.time()
+    if key in index:
+        entry = loads(index[key])
+    else:
+        entry = {"partition": partition, "closes_at": closes_at}
+        bounds = _bounds(pipeline, partition)
+        _set_bounds(pipeline, partition, min(bounds["closes_at"], closes_at), min(bounds["active_at"], now))
+    entry["active_at"] = now
     index[key] = dumps(entry)
+
+
+def _bounds(pipeline: Pipeline, partition: int) -> dict:
+    raw = pipeline.tables.stream_time.get(f"open_bounds:{partition}")
+    return loads(raw) if raw is not None else {"closes_at": float("inf"), "active_at": float("inf")}
+
+
+def _set_bounds(pipeline: Pipeline, partition: int, closes_at: float, active_at: float) -> None:
+    key = f"open_bounds:{partition}"
+    if closes_at == float("inf"):
+        if key in pipeline.tables.stream_time:
+            del pipeline.tables.stream_time[key]
+    else:
+        pipeline.tables.stream_time[key] = dumps({"closes_at": closes_at, "active_at": active_at})
 
 
 async def close_due_windows(pipeline: Pipeline, partition: int) -> None:
     now = stream_time(pipeline, partition)
-    due = [key for key, entry in _open_windows(pipeline, partition) if now > entry["closes_at"]]
-    for key in sorted(due):
-        await close_window(pipeline, key)
+    if now > _bounds(pipeline, partition)["closes_at"]:
+        await _sweep(pipeline, partition, lambda entry: now > entry["closes_at"])
 
 
 async def close_idle_windows(pipeline: Pipeline, partition: int, now: float) -> None:
     idle = pipeline.settings.pair_idle_close
-    due = [key for key, entry in _open_windows(pipeline, partition) if now - entry["active_at"] >= idle]
-    for key in sorted(due):
-        await close_window(pipeline, key)
+    if now - _bounds(pipeline, partition)["active_at"] >= idle:
+        await _sweep(pipeline, partition, lambda entry: now - entry["active_at"] >= idle)
 
 
-def _open_windows(pipeline: Pipeline, partition: int):
+async def _sweep(pipeline: Pipeline, partition: int, is_due) -> None:
+    """Close the partition's windows that are due, in key order, and tighten the bounds."""
+    due, staying = [], []
     for raw_key, raw in pipeline.tables.open_windows.items():
         entry = loads(raw)
         if entry["partition"] == partition:
-            yield (raw_key.decode() if isinstance(raw_key, bytes) else raw_key), entry
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            (due if is_due(entry) else staying).append((key, entry))
+    for key, _ in sorted(due):
+        await close_window(pipeline, key)
+    _set_bounds(pipeline, partition, min((e["closes_at"] for _, e in staying), default=float("inf")),
+                min((e["active_at"] for _, e in staying), default=float("inf")))
 
 
 async def close_window(pipeline: Pipeline, key: str) -> None:

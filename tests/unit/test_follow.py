@@ -333,3 +333,13 @@ def test_the_command_refuses_paths_that_do_not_exist(tmp_path):
     assert result.exit_code == 2 and "no such file or folder" in result.output
     result = CliRunner().invoke(main, ["ingest", "--follow"])
     assert result.exit_code == 2 and "nothing to ingest" in result.output
+
+
+async def test_an_idle_follower_does_not_rewrite_its_state(tmp_path, state):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(row("a", 1))
+    f = follower(state, FakeLog(), evidence=[path])
+    await f.poll_once()
+    inode = os.stat(state).st_ino
+    await f.poll_once()
+    assert os.stat(state).st_ino == inode
