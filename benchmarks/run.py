@@ -510,6 +510,9 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                                "worker_cpu_startup_s": cpu_at_first,
                                "worker_cpu_processing_s": proc_status(pid).get("cpu_s", 0.0) - cpu_at_first}
                     log(f"stopping: {done:,} of {inputs:,} input messages committed after {elapsed:.0f} s")
+                    result["quarantine"] = await quarantine_reasons(settings)
+                    result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
+                                                       if k not in EXPECTED_REASONS}
                     break
                 if time.monotonic() - last_report > 15:
                     last_report = time.monotonic()
@@ -726,8 +729,9 @@ def render(result: dict) -> str:
             ("outputs", ", ".join(f"{k} {v:,}" for k, v in p["output_messages"].items())
                         + f"  (expected samples: rag {p['expected_samples']['rag']:,}, "
                           f"sft {p['expected_samples']['sft']:,})"),
-            ("quarantine by stage/reason", ", ".join(f"{k} {v:,}" for k, v in p["quarantine"].items())),
         ]
+    if "quarantine" in p:
+        rows.append(("quarantine by stage/reason", ", ".join(f"{k} {v:,}" for k, v in p["quarantine"].items())))
         if p["unexpected_quarantine"]:
             rows.append(("  NOT EXPECTED for this data", ", ".join(f"{k} {v:,}" for k, v in p["unexpected_quarantine"].items())))
     lat = p.get("latency")

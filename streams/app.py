@@ -63,6 +63,9 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         web_port=settings.web_port,
         web_bind=settings.web_host,
         producer_max_request_size=2 * 1024 * 1024,
+        # Outputs are forced sends, not awaited one by one: a short linger lets them batch.
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
         broker_credentials=faust_credentials(settings),
     )
     topics = {

@@ -10,6 +10,7 @@ retracts.
 import asyncio
 
 from faust.types import EventT
+from mode import CrashingSupervisor
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
@@ -29,7 +30,7 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     one_at_a_time = asyncio.Lock()
 
-    @app.agent(pipeline.topics["evidence"], name="join_evidence")
+    @app.agent(pipeline.topics["evidence"], name="join_evidence", supervisor_strategy=CrashingSupervisor)
     async def join_evidence(stream):
         await pipeline.manifest.ready.wait()
         async for event in stream.events():
@@ -37,7 +38,7 @@ def register(pipeline: Pipeline) -> None:
                 await handle(pipeline, event, is_evidence=True)
             pipeline.metrics.processed(event.message.timestamp)
 
-    @app.agent(pipeline.topics["scored-runs"], name="join_scores")
+    @app.agent(pipeline.topics["scored-runs"], name="join_scores", supervisor_strategy=CrashingSupervisor)
     async def join_scores(stream):
         await pipeline.manifest.ready.wait()
         async for event in stream.events():
@@ -144,7 +145,14 @@ def set_stream_time(pipeline: Pipeline, partition: int, scored_at: float) -> Non
 
 
 def watermark(pipeline: Pipeline, partition: int) -> Watermark:
-    return Watermark(partition, stream_time(pipeline, partition))
+    """How far pairing may trust this partition: its stream time, held back to the oldest
+    score still waiting for evidence, since that run may yet join with its old ``scored_at``
+    (a score read ahead of its evidence must not make its own run late for pairing)."""
+    now = stream_time(pipeline, partition)
+    raw = pipeline.tables.stream_time.get(f"pending_min:{partition}")
+    if now is not None and raw is not None:
+        now = min(now, loads(raw)["deadline"] - pipeline.settings.join_timeout)
+    return Watermark(partition, now)
 
 
 async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:

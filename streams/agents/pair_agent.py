@@ -9,6 +9,7 @@ closes windows left idle at the tail of a stream. Faust's windowed tables are no
 import time
 
 from faust.types import EventT
+from mode import CrashingSupervisor
 
 from schemas import PreferenceSample
 from schemas.codec import dumps, encode, loads
@@ -28,7 +29,7 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     candidates = pipeline.topics["pair-candidates"]
 
-    @app.agent(candidates, name="pair")
+    @app.agent(candidates, name="pair", supervisor_strategy=CrashingSupervisor)
     async def pair(stream):
         async for event in stream.events():
             partition = event.message.partition

@@ -1,5 +1,6 @@
 """One real local broker per test session; each test gets its own topic prefix and app id."""
 
+import os
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ from streams.wait import wait_caught_up
 from streams.worker import child_worker
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "streams" / "sample_data"
+# The guarantee the workers of the integration tests run with (both are supported).
+GUARANTEE = os.environ.get("DISTILL_TEST_GUARANTEE", "exactly_once")
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +36,7 @@ def make_settings(broker, tmp_path, request):
         tag = f"{request.node.name[:30]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
         defaults = dict(
             bootstrap=broker, topic_prefix=f"it.{tag}.", data_dir=tmp_path / tag, web_enabled=False,
-            pair_idle_close=2.0, processing_guarantee="exactly_once", log_level="info",
+            pair_idle_close=2.0, processing_guarantee=GUARANTEE, log_level="info",
         )
         return DistillSettings(**(defaults | overrides))
 
