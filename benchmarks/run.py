@@ -210,6 +210,17 @@ def sample_id(kind: str, run_id: str) -> bytes:
 # --- small helpers ------------------------------------------------------------------------
 
 
+def code_version() -> dict:
+    """The commit the worker runs, and the files of streams/ and schemas/ changed since."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "--", "streams", "schemas").splitlines()}
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -433,7 +444,9 @@ async def worker_process(settings: DistillSettings, log_path: Path, profile: boo
             yield process
         return
     env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}
-    command = [sys.executable, "-m", "pyinstrument", "-r", "benchmarks.profiling.HotspotRenderer",
+    # 5 ms samples: pyinstrument keeps every sample in memory until the worker exits (about 1 GB
+    # per 100,000 at 1 ms); VmHWM of a profiled worker is therefore not the worker's own.
+    command = [sys.executable, "-m", "pyinstrument", "-i", "0.005", "-r", "benchmarks.profiling.HotspotRenderer",
                "-o", str(PROFILE_TXT), "-m", "streams", "worker"]
     with log_path.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
@@ -442,7 +455,7 @@ async def worker_process(settings: DistillSettings, log_path: Path, profile: boo
         finally:
             process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.to_thread(process.wait, 180)  # pyinstrument renders on the way out
+                await asyncio.to_thread(process.wait, 900)  # pyinstrument renders on the way out
             except subprocess.TimeoutExpired:
                 process.kill()
 
@@ -478,6 +491,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
     result: dict = {"expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
                                          "sft": categories["accepted"]}}
     async with Probe(settings) as probe:
+        result["code"] = code_version()
         spawned = time.time()
         async with worker_process(settings, log_path, args.profile) as process:
             pid = process.pid
@@ -746,6 +760,9 @@ def render(result: dict) -> str:
     rows.append(("load average start / end", f"{result['machine']['load_average_at_start']} / "
                                              f"{result['machine'].get('load_average_at_end')} "
                                              f"on {result['machine']['cpus']} CPUs"))
+    code = p.get("code") or {}
+    rows.append(("code measured", f"{code.get('commit')}" + (f" + uncommitted changes in {len(code['uncommitted'])} "
+                                                             "files of streams/, schemas/" if code.get("uncommitted") else "")))
     width = max(len(k) for k, _ in rows)
     lines = [f"distill-streams benchmark ({result['started']})", ""]
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]

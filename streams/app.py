@@ -10,6 +10,7 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from streams import state_store
 from streams import topics as specs
 from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
@@ -48,7 +49,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     app = faust.App(
         settings.application_id,
         broker=broker or f"kafka://{settings.bootstrap}",
-        store=store or "rocksdb://",
+        store=store or (state_store.URL if settings.processing_guarantee == "exactly_once" else "rocksdb://"),
         datadir=str(settings.state_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,

@@ -29,13 +29,20 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     candidates = pipeline.topics["pair-candidates"]
 
+    # Wall-clock time each pair partition last received anything but a tick. Idleness is
+    # the stream's, not one window's: while a backlog flows, windows close by stream time only.
+    last_input: dict[int, float] = {}
+
     @app.agent(candidates, name="pair", supervisor_strategy=CrashingSupervisor)
     async def pair(stream):
         async for event in stream.events():
             partition = event.message.partition
             if event.message.key == TICK_KEY:
-                await close_idle_windows(pipeline, partition, loads(event.message.value))
+                now = loads(event.message.value)
+                if now - last_input.setdefault(partition, now) >= pipeline.settings.pair_idle_close:
+                    await close_idle_windows(pipeline, partition, now)
                 continue
+            last_input[partition] = time.time()
             moved = take_watermark(pipeline, partition, Watermark.from_headers(event.message.headers))
             if event.message.key != WATERMARK_KEY:
                 await handle_candidate(pipeline, event)
