@@ -462,8 +462,9 @@ async def worker_process(settings: DistillSettings, log_path: Path, profile: boo
 
 def check_alive(process: subprocess.Popen, log_path: Path) -> None:
     if process.poll() is not None:
-        tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-        raise RuntimeError(f"the worker exited with {process.returncode}:\n{tail}")
+        lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+        tail = "\n".join([line for line in lines if "producer buffer full" not in line][-60:])
+        raise RuntimeError(f"the worker exited with {process.returncode} (log: {log_path}):\n{tail}")
 
 
 async def quarantine_reasons(settings: DistillSettings) -> dict[str, int]:
@@ -671,6 +672,7 @@ async def benchmark(args) -> dict:
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
     await check_connection(settings)
+    failed = True
     try:
         await kafka_io.ensure_topics(settings)
         await create_topics(settings, [*ceiling_in, ceiling_out], args.partitions)
@@ -686,6 +688,7 @@ async def benchmark(args) -> dict:
         result["pipeline"] = await pipeline(settings, runs, result["publish"]["categories"], args)
         result["ratio_pipeline_to_ceiling"] = result["pipeline"]["messages_per_s"] / result["ceiling"]["messages_per_s"]
         result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        failed = False
     finally:
         if args.keep_topics:
             log(f"topics kept: DISTILL_TOPIC_PREFIX={settings.topic_prefix} (delete them when done)")
@@ -693,7 +696,7 @@ async def benchmark(args) -> dict:
             with contextlib.suppress(Exception):
                 deleted = await delete_prefixed(settings)
                 log(f"deleted {len(deleted)} topics of {settings.topic_prefix} / {settings.application_id}")
-        if args.keep_state:
+        if args.keep_state or failed:
             log(f"worker state and log kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)

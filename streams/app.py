@@ -4,13 +4,14 @@
 tests and the integration tests all call it, each with its own prefix and app id.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 
 import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import state_store
+from streams import state_store, transactions
 from streams import topics as specs
 from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
@@ -28,6 +29,8 @@ class Pipeline:
     tables: Tables
     manifest: ManifestView
     metrics: Metrics = field(default_factory=Metrics)
+    # Held while an event is processed, and by a transaction commit (streams/transactions.py).
+    processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     gate_options: GateOptions = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +89,8 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         tables=declare_tables(app, settings),
         manifest=ManifestView(settings),
     )
+    if settings.processing_guarantee == "exactly_once":
+        transactions.install(app, pipeline.processing_lock)
     from streams.agents import join_agent, manifest_task, pair_agent, web
 
     join_agent.register(pipeline)

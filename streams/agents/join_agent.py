@@ -2,12 +2,10 @@
 
 The input topics are co-partitioned (Faust assigns partition N of both to one worker),
 so the ``runs`` table holds the whole state of a run in the partition of its id. One
-agent a topic, both running ``handle`` under one lock: a run's events are decided and
-sent strictly one after the other, so a retraction can never overtake the sample it
-retracts.
+agent a topic, both running ``handle`` under the pipeline's processing lock: a run's
+events are decided and sent strictly one after the other, so a retraction can never
+overtake the sample it retracts, and a transaction commit never splits an event.
 """
-
-import asyncio
 
 from faust.types import EventT
 from mode import CrashingSupervisor
@@ -28,7 +26,7 @@ def source_of(event: EventT) -> SourceMessage:
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
-    one_at_a_time = asyncio.Lock()
+    one_at_a_time = pipeline.processing_lock
 
     @app.agent(pipeline.topics["evidence"], name="join_evidence", supervisor_strategy=CrashingSupervisor)
     async def join_evidence(stream):

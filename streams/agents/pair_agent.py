@@ -36,18 +36,22 @@ def register(pipeline: Pipeline) -> None:
     @app.agent(candidates, name="pair", supervisor_strategy=CrashingSupervisor)
     async def pair(stream):
         async for event in stream.events():
-            partition = event.message.partition
-            if event.message.key == TICK_KEY:
-                now = loads(event.message.value)
-                if now - last_input.setdefault(partition, now) >= pipeline.settings.pair_idle_close:
-                    await close_idle_windows(pipeline, partition, now)
-                continue
-            last_input[partition] = time.time()
-            moved = take_watermark(pipeline, partition, Watermark.from_headers(event.message.headers))
-            if event.message.key != WATERMARK_KEY:
-                await handle_candidate(pipeline, event)
-            if moved:
-                await close_due_windows(pipeline, partition)
+            async with pipeline.processing_lock:
+                await on_message(event)
+
+    async def on_message(event: EventT) -> None:
+        partition = event.message.partition
+        if event.message.key == TICK_KEY:
+            now = loads(event.message.value)
+            if now - last_input.setdefault(partition, now) >= pipeline.settings.pair_idle_close:
+                await close_idle_windows(pipeline, partition, now)
+            return
+        last_input[partition] = time.time()
+        moved = take_watermark(pipeline, partition, Watermark.from_headers(event.message.headers))
+        if event.message.key != WATERMARK_KEY:
+            await handle_candidate(pipeline, event)
+        if moved:
+            await close_due_windows(pipeline, partition)
 
     @app.timer(interval=max(0.5, pipeline.settings.pair_idle_close / 4))
     async def idle_tick() -> None:
