@@ -4,10 +4,12 @@ Faust's RocksDB store keeps what a worker wrote while it owned a partition, incl
 writes of transactions that were later aborted (on a crash, or when a rebalance took the
 partition away mid-transaction). When the partition comes back, Faust trusts that local
 copy (or stops with ``ConsistencyError`` when the committed changelog is shorter), and a
-re-processed event would look like a redelivery. Like Kafka Streams under exactly-once,
-this store drops its local copy of every partition it is newly given and restores it
-from the committed changelog: RocksDB still holds the state (memory stays bounded), the
-truth is the changelog.
+re-processed event would look like a redelivery. A rebalance can abort the open
+transaction of a partition the worker keeps, too. So, like Kafka Streams under
+exactly-once after an unclean close, this store drops its local copy of every partition
+it holds after a rebalance and restores it from the committed changelog: RocksDB still
+holds the state (memory stays bounded), the truth is the changelog. The price is a full
+restore of the worker's state at every rebalance.
 """
 
 import shutil
@@ -19,14 +21,15 @@ URL = "distill-rocksdb://"
 
 
 class ChangelogTrustingStore(RocksDBStore):
-    """A RocksDB store that rebuilds newly assigned partitions from the changelog."""
+    """A RocksDB store that rebuilds its partitions from the changelog after a rebalance."""
 
     async def on_rebalance(self, assigned, revoked, newly_assigned, generation_id: int = 0) -> None:
-        for tp in newly_assigned:
-            if tp.topic in self.table.changelog_topic.topics:
-                self._dbs.pop(tp.partition, None)
-                shutil.rmtree(self.partition_path(tp.partition), ignore_errors=True)
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        mine = {tp for tp in assigned if tp.topic in self.table.changelog_topic.topics}
+        for tp in mine:
+            self._dbs.pop(tp.partition, None)
+            shutil.rmtree(self.partition_path(tp.partition), ignore_errors=True)
+        # Every held partition counts as new, so Faust restores each of them afresh.
+        await super().on_rebalance(assigned, revoked, newly_assigned | mine, generation_id)
 
 
 faust.stores.STORES.aliases.setdefault(URL.split(":")[0], f"{__name__}:ChangelogTrustingStore")
