@@ -661,7 +661,7 @@ async def benchmark(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"distill-bench-{tag}-"))
     settings = DistillSettings(
         bootstrap=args.bootstrap, topic_prefix=f"bench.{tag}.", data_dir=work, partitions=args.partitions,
-        web_enabled=False, processing_guarantee=args.guarantee, pair_idle_close=5.0, log_level="warning",
+        web_enabled=False, processing_guarantee=args.guarantee, pair_idle_close=5.0, log_level=args.worker_log_level,
     )
     ceiling_in = [settings.topic("ceiling.evidence"), settings.topic("ceiling.scored-runs")]
     ceiling_out = settings.topic("ceiling.out")
@@ -802,6 +802,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=os.environ.get("DISTILL_BOOTSTRAP", "127.0.0.1:9092"))
     parser.add_argument("--profile", action="store_true",
                         help="run the worker under pyinstrument; writes benchmarks/profile.txt and hotspots.json")
+    parser.add_argument("--worker-log-level", default="warning", help="the worker's log level (default %(default)s)")
     parser.add_argument("--keep-state", action="store_true", help="keep the worker's data folder (and its log)")
     parser.add_argument("--keep-topics", action="store_true",
                         help="do not delete the benchmark's topics (to inspect them with distill stats; debugging)")

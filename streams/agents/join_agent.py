@@ -24,24 +24,21 @@ def source_of(event: EventT) -> SourceMessage:
     return SourceMessage(message.topic, message.partition, message.offset, key, round(message.timestamp * 1000))
 
 
+AGENTS = (("join_evidence", "evidence", True), ("join_scores", "scored-runs", False))
+
+
 def register(pipeline: Pipeline) -> None:
-    app = pipeline.app
-    one_at_a_time = pipeline.processing_lock
+    for name, topic, is_evidence in AGENTS:
+        _register_join(pipeline, name, topic, is_evidence)
 
-    @app.agent(pipeline.topics["evidence"], name="join_evidence", supervisor_strategy=CrashingSupervisor)
-    async def join_evidence(stream):
+
+def _register_join(pipeline: Pipeline, name: str, topic: str, is_evidence: bool) -> None:
+    @pipeline.app.agent(pipeline.topics[topic], name=name, supervisor_strategy=CrashingSupervisor)
+    async def join(stream):
         await pipeline.manifest.ready.wait()
         async for event in stream.events():
-            async with one_at_a_time:
-                await handle(pipeline, event, is_evidence=True)
-            pipeline.metrics.processed(event.message.timestamp)
-
-    @app.agent(pipeline.topics["scored-runs"], name="join_scores", supervisor_strategy=CrashingSupervisor)
-    async def join_scores(stream):
-        await pipeline.manifest.ready.wait()
-        async for event in stream.events():
-            async with one_at_a_time:
-                await handle(pipeline, event, is_evidence=False)
+            async with pipeline.processing_lock:
+                await handle(pipeline, event, is_evidence=is_evidence)
             pipeline.metrics.processed(event.message.timestamp)
 
 
