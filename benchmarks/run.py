@@ -436,11 +436,27 @@ async def time_range(settings: DistillSettings, names: list[str]) -> tuple[float
     return first, last
 
 
+STARTED: list[subprocess.Popen] = []  # workers of this run, stopped for sure in main()
+
+
+def stop_leftovers() -> None:
+    """A worker left running by an interrupted run (Ctrl-C cancels the clean stop): SIGTERM, then KILL."""
+    for process in STARTED:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
 @contextlib.asynccontextmanager
 async def worker_process(settings: DistillSettings, log_path: Path, profile: bool):
     """``distill worker`` as a child: ``streams.worker.child_worker``, or under pyinstrument."""
     if not profile:
         async with child_worker(settings, log_path) as process:
+            STARTED.append(process)
             yield process
         return
     env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}
@@ -450,6 +466,7 @@ async def worker_process(settings: DistillSettings, log_path: Path, profile: boo
                "-o", str(PROFILE_TXT), "-m", "streams", "worker"]
     with log_path.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
+        STARTED.append(process)
         try:
             yield process
         finally:
@@ -816,7 +833,10 @@ def main() -> None:
     guess = estimate(args.runs, args.guarantee, args.partitions, args.order)
     if guess:
         log(guess)
-    result = asyncio.run(benchmark(args))
+    try:
+        result = asyncio.run(benchmark(args))
+    finally:
+        stop_leftovers()
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = (f"{args.guarantee}-p{args.partitions}-{args.order}-{args.runs}"
             f"{'-profile' if args.profile else ''}.json")
