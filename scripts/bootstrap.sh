@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh clone: a Python 3.11 venv in .venv with the pinned
 # packages (constraints.txt), the package itself in editable mode, and the local Kafka
-# broker started on 127.0.0.1:9092 (assembled with Maven on first use).
+# broker started on 127.0.0.1:9092 (assembled with Maven on first use; --no-broker skips
+# starting it, for the demo, which starts and stops the broker itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +29,6 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]];
   touch "$stamp"
 fi
 
-.venv/bin/distill kafka up
+if [[ ${1:-} != --no-broker ]]; then
+  .venv/bin/distill kafka up
+fi
