@@ -54,6 +54,7 @@ def _package(path: str) -> str:
 def hotspots(frame_records, limit: int = 40) -> dict:
     total = idle = 0.0
     cumulative: dict[tuple[str, str, int], float] = defaultdict(float)
+    everything: dict[tuple[str, str], float] = defaultdict(float)  # any code, by function and package
     leaf_package: dict[str, float] = defaultdict(float)
     leaf_function: dict[tuple[str, str], float] = defaultdict(float)
     path_cache: dict[str, str | None] = {}
@@ -64,7 +65,12 @@ def hotspots(frame_records, limit: int = 40) -> dict:
             idle += seconds
             continue
         seen = set()
+        seen_any = set()
         for fn, path, line in frames:
+            where = _package(path)
+            if (fn, where) not in seen_any:
+                seen_any.add((fn, where))
+                everything[(fn, where)] += seconds
             if path not in path_cache:
                 path_cache[path] = _ours(path)
             rel = path_cache[path]
@@ -86,6 +92,11 @@ def hotspots(frame_records, limit: int = 40) -> dict:
         "busy_s": round(busy, 3),
         "ours": [{"function": fn, "file": rel, "line": line, **share(s)}
                  for (fn, rel, line), s in sorted(cumulative.items(), key=lambda kv: -kv[1])[:limit]],
+        # Library frames too (Faust's commit, the consumer, the producer...); wrappers that
+        # hold nearly every sample (the event loop, the worker) are left out.
+        "all_cumulative": [{"function": fn, "where": where, **share(s)}
+                           for (fn, where), s in sorted(everything.items(), key=lambda kv: -kv[1])
+                           if s < 0.9 * busy][:limit],
         "self_by_package": [{"package": p, **share(s)}
                             for p, s in sorted(leaf_package.items(), key=lambda kv: -kv[1])[:limit]],
         "self_top": [{"function": fn, "where": where, **share(s)}

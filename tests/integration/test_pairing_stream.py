@@ -46,7 +46,7 @@ async def preference_messages(settings) -> list[tuple[str, bool]]:
             async for m in kafka_io.read_topic(settings, settings.topic("preference-pairs"))]
 
 
-async def until(condition, timeout=60.0):
+async def until(condition, timeout=180.0):
     deadline = time.monotonic() + timeout
     while not (result := await condition()):
         assert time.monotonic() < deadline, "condition not met in time"
