@@ -7,8 +7,9 @@ One invocation, under a fresh topic prefix (``bench.<random>.``) whose topics ar
 deleted at the end, does:
 
 1. generates N runs shaped like real ones, lazily (one run at a time, from a seeded
-   vocabulary) and publishes each run's evidence and score, already encoded, to the
-   ceiling's input topics and to the pipeline's input topics;
+   vocabulary) and publishes their evidence and scores, already encoded, to the
+   ceiling's input topics and to the pipeline's input topics (``--order files``: all
+   evidence then all scores, as ``distill ingest`` does; ``interleaved``: run by run);
 2. ceiling: a plain aiokafka loop in this process copies every input message of both
    input topics to one output topic (no logic, batched fetches and batched sends),
    timed from the first fetch to the last send acknowledged;
@@ -289,7 +290,7 @@ def plain_consumer(settings: DistillSettings, **extra) -> AIOKafkaConsumer:
 
 
 async def publish(settings: DistillSettings, runs: Runs, targets: list[tuple[str, str]],
-                  order: str = "interleaved") -> dict:
+                  order: str = "files") -> dict:
     """Each run's evidence and score to every (evidence topic, score topic) of ``targets``.
 
     ``interleaved``: a run's evidence, then its score, run after run (live producers).
@@ -807,9 +808,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the topics (default %(default)s)")
     parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
                         help="the worker's processing_guarantee (default %(default)s)")
-    parser.add_argument("--order", choices=["interleaved", "files"], default="interleaved",
-                        help="publish each run's evidence then its score (interleaved, as live producers do), or "
-                             "all evidence then all scores (files, as `distill ingest` does) (default %(default)s)")
+    parser.add_argument("--order", choices=["files", "interleaved"], default="files",
+                        help="publish all evidence, then all scores (files, as `distill ingest` publishes two "
+                             "files), or each run's evidence then its score (interleaved, as live producers "
+                             "do; a backlog of it is the stress case of the join timeout sweep) "
+                             "(default %(default)s)")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
                         help="duration of the fixed-rate latency phase; 0 skips it (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=3600.0,
