@@ -17,6 +17,7 @@ from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
 from streams.manifest import ManifestView
 from streams.metrics import Metrics
+from streams.pending import PendingScores
 from streams.settings import DistillSettings
 from streams.tables import Tables, declare_tables
 
@@ -31,12 +32,18 @@ class Pipeline:
     metrics: Metrics = field(default_factory=Metrics)
     # Held while an event is processed, and by a transaction commit (streams/transactions.py).
     processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # In-memory views of table state, per join partition; dropped at every rebalance.
+    pending: dict[int, PendingScores] = field(default_factory=dict)
     gate_options: GateOptions = field(init=False)
 
     def __post_init__(self) -> None:
         self.gate_options = GateOptions(
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
+
+    def forget_derived_state(self, *_args, **_kwargs) -> None:
+        """A rebalance moves partitions and restores tables: views built on them are stale."""
+        self.pending.clear()
 
     def read_to_end(self, topic: str, partition: int, next_offset: int) -> bool:
         """Has this worker read the partition up to its end, as of the last fetch?"""
@@ -89,6 +96,8 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         tables=declare_tables(app, settings),
         manifest=ManifestView(settings),
     )
+    app.on_partitions_revoked.connect(pipeline.forget_derived_state)
+    app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":
         transactions.install(app, pipeline.processing_lock)
     from streams.agents import join_agent, manifest_task, pair_agent, web

@@ -15,6 +15,7 @@ from schemas.codec import Undecodable, decode_input, dumps, loads
 from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
+from streams.pending import PendingScores, Waiting
 from streams.quarantine import SourceMessage, quarantine_record
 
 
@@ -69,8 +70,7 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
     await send_effects(pipeline, effects, watermark(pipeline, source.partition))
     track_pending(pipeline, run_id, new_state, source)
     await time_out_overdue(pipeline, source.partition)
-    if not is_evidence:
-        await broadcast_watermark(pipeline, source.partition)
+    await broadcast_watermark(pipeline, source.partition)
 
 
 def original_object(record) -> dict:
@@ -90,21 +90,31 @@ async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, r
 
 
 def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage) -> None:
-    """Index scores waiting for evidence, and keep the earliest deadline and publish time of
-    the partition's waiting scores, so the timeout sweep runs only when one can be due."""
-    pending, times = pipeline.tables.pending_joins, pipeline.tables.stream_time
+    """Keep the scores waiting for evidence, in the table (durable) and in the index (fast)."""
+    pending, index = pipeline.tables.pending_joins, pending_scores(pipeline, source.partition)
     if state.pending and not state.join_quarantined:
         deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
-        published = state.score_source["timestamp_ms"]
-        entry = dumps({"partition": source.partition, "deadline": deadline, "published_ms": published})
-        if pending.get(run_id) != entry:
-            pending[run_id] = entry
-            key = f"pending_min:{source.partition}"
-            first = loads(times[key]) if key in times else {"deadline": deadline, "published_ms": published}
-            times[key] = dumps({"deadline": min(first["deadline"], deadline),
-                                "published_ms": min(first["published_ms"], published)})
-    elif run_id in pending:
+        entry = Waiting(run_id, deadline, state.score_source["timestamp_ms"])
+        if index.get(run_id) != entry:
+            pending[run_id] = dumps({"partition": source.partition, "deadline": deadline,
+                                     "published_ms": entry.published_ms})
+            index.add(entry)
+    elif run_id in index:
         del pending[run_id]
+        index.discard(run_id)
+
+
+def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
+    """The partition's index of waiting scores, read from ``pending_joins`` once a rebalance."""
+    index = pipeline.pending.get(partition)
+    if index is None:
+        index = pipeline.pending[partition] = PendingScores()
+        for raw_id, raw in pipeline.tables.pending_joins.items():
+            entry = loads(raw)
+            if entry["partition"] == partition:
+                run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+                index.add(Waiting(run_id, entry["deadline"], entry["published_ms"]))
+    return index
 
 
 def note_evidence_progress(pipeline: Pipeline, source: SourceMessage) -> None:
@@ -144,50 +154,41 @@ def watermark(pipeline: Pipeline, partition: int) -> Watermark:
     score still waiting for evidence, since that run may yet join with its old ``scored_at``
     (a score read ahead of its evidence must not make its own run late for pairing)."""
     now = stream_time(pipeline, partition)
-    raw = pipeline.tables.stream_time.get(f"pending_min:{partition}")
-    if now is not None and raw is not None:
-        now = min(now, loads(raw)["deadline"] - pipeline.settings.join_timeout)
+    deadline = pending_scores(pipeline, partition).earliest_deadline()
+    if now is not None and deadline is not None:
+        now = min(now, deadline - pipeline.settings.join_timeout)
     return Watermark(partition, now)
 
 
 async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:
     """Scores whose evidence has not come within ``join_timeout`` of stream time."""
-    tables, now = pipeline.tables, stream_time(pipeline, partition)
-    key = f"pending_min:{partition}"
-    if now is None or key not in tables.stream_time:
+    now, index = stream_time(pipeline, partition), pending_scores(pipeline, partition)
+    earliest = index.earliest_deadline()
+    if now is None or earliest is None or now <= earliest:
         return
-    earliest = loads(tables.stream_time[key])
-    if now <= earliest["deadline"] or not evidence_seen_past(pipeline, partition, earliest["published_ms"]):
+    if not evidence_seen_past(pipeline, partition, index.earliest_published_ms()):
         return
-    waiting = [(raw_id, e) for raw_id, entry in tables.pending_joins.items()
-               if (e := loads(entry))["partition"] == partition]
-    still_waiting = []
-    for raw_id, entry in waiting:
-        if entry["deadline"] < now and evidence_seen_past(pipeline, partition, entry["published_ms"]):
-            run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-            new_state, effects = on_join_timeout(RunState.from_dict(loads(tables.runs[run_id])))
-            tables.runs[run_id] = dumps(new_state.to_dict())
-            del tables.pending_joins[run_id]
-            await send_effects(pipeline, effects)
-        else:
-            still_waiting.append(entry)
-    if still_waiting:
-        tables.stream_time[key] = dumps({"deadline": min(e["deadline"] for e in still_waiting),
-                                         "published_ms": min(e["published_ms"] for e in still_waiting)})
-    else:
-        del tables.stream_time[key]
+    for entry in index.pop_due(now):
+        if not evidence_seen_past(pipeline, partition, entry.published_ms):
+            index.add(entry)  # its evidence may still be on the way: not yet
+            continue
+        new_state, effects = on_join_timeout(RunState.from_dict(loads(pipeline.tables.runs[entry.run_id])))
+        pipeline.tables.runs[entry.run_id] = dumps(new_state.to_dict())
+        del pipeline.tables.pending_joins[entry.run_id]
+        await send_effects(pipeline, effects)
 
 
 async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:
-    """Tell every pair partition how far this partition's stream time has come, now and then,
-    so pair windows close by stream time even where this partition sends no candidates."""
-    now = stream_time(pipeline, partition)
+    """Tell every pair partition how far this partition's watermark has come, now and then,
+    so pair windows close by stream time even where this partition sends no candidates
+    (and when the watermark moves because a waiting score joined, not by a new score)."""
+    mark = watermark(pipeline, partition)
+    if mark.stream_time is None:
+        return
     key = f"broadcast:{partition}"
     last = pipeline.tables.stream_time.get(key)
-    step = max(1.0, pipeline.settings.pair_grace / 4)
-    if last is not None and now - loads(last) < step:
+    if last is not None and mark.stream_time - loads(last) < max(1.0, pipeline.settings.pair_grace / 4):
         return
-    pipeline.tables.stream_time[key] = dumps(now)
-    mark = watermark(pipeline, partition)
+    pipeline.tables.stream_time[key] = dumps(mark.stream_time)
     for target in range(pipeline.settings.partitions):
         await publish(pipeline, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)

@@ -14,6 +14,7 @@ class Recorded:
     """What the agents sent, topic by topic, in order: (key, value) with None for tombstones."""
 
     messages: dict[str, list[tuple[str, bytes | None]]] = field(default_factory=dict)
+    headers: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     def values(self, topic: str) -> list[dict | None]:
         return [None if v is None else loads(v) for _, v in self.messages.get(topic, [])]
@@ -34,6 +35,7 @@ def record_sends(pipeline: Pipeline) -> Recorded:
     for name, topic in pipeline.topics.items():
         async def send(*, key=None, value=None, headers=None, force=False, partition=None, _name=name):
             recorded.messages.setdefault(_name, []).append((key.decode() if key else None, value))
+            recorded.headers.setdefault(_name, []).append({k: v.decode() for k, v in headers or ()})
         topic.send = send
     return recorded
 

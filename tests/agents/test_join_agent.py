@@ -72,3 +72,21 @@ async def test_score_without_evidence_times_out_by_stream_time(pipeline, recorde
         await put(sc, "latest", score(run_id="latest", scored_at="2026-04-20T01:00:01Z"))
     records = recorded.values("quarantine")
     assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "lonely")]
+
+
+def pairing_watermark(recorded: Recorded) -> float:
+    """The latest watermark pairing has heard from join partition 0."""
+    return max(float(h["watermark"]) for h in recorded.headers["pair-candidates"] if h.get("watermark"))
+
+
+async def test_watermark_moves_on_when_waiting_scores_join(pipeline, recorded: Recorded):
+    # Scores read ahead of their evidence hold the watermark back to the oldest of them...
+    async with pipeline.app.agents["join_evidence"].test_context() as ev, \
+            pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "r2", score(run_id="r2", scored_at="2026-04-20T03:00:00Z"))
+        await put(sc, "x1", score(run_id="x1", scored_at="2026-04-20T03:30:00Z"))
+        assert pairing_watermark(recorded) == 1776654000.0  # 03:00, r2 may still join
+        # ...and once they have joined, pairing must hear the stream time (by an evidence message).
+        await put(ev, "r2", evidence(run_id="r2"))
+        await put(ev, "x1", evidence(run_id="x1"))
+    assert pairing_watermark(recorded) == 1776655800.0  # 03:30
