@@ -6,13 +6,14 @@ uses Faust. Both take their connection settings from ``DistillSettings`` here.
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.errors import TopicLayoutError
 from streams.settings import DistillSettings
@@ -211,15 +212,27 @@ async def wait_topics_gone(settings: DistillSettings, names: list[str], timeout:
     raise TopicLayoutError(f"topics {names} were not deleted within {timeout:.0f} s")
 
 
-async def rewind_group(settings: DistillSettings, group: str, partitions: list[TopicPartition]) -> None:
-    """Commit offset 0 for a group with no members, so its next start reads from the beginning."""
-    committer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
-    await committer.start()
-    try:
-        committer.assign(partitions)
-        await committer.commit({tp: 0 for tp in partitions})
-    finally:
-        await committer.stop()
+async def rewind_group(
+    settings: DistillSettings, group: str, partitions: list[TopicPartition], timeout: float = 60.0
+) -> None:
+    """Commit offset 0 for a group with no members, so its next start reads from the beginning.
+
+    Just after its last member left, the group coordinator may still refuse a commit from
+    outside the group (UnknownMemberId) while it settles: try again for a while."""
+    deadline = time.monotonic() + timeout
+    while True:
+        committer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
+        await committer.start()
+        try:
+            committer.assign(partitions)
+            await committer.commit({tp: 0 for tp in partitions})
+            return
+        except CommitFailedError:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            await committer.stop()
+        await asyncio.sleep(1.0)
 
 
 async def group_has_members(settings: DistillSettings, group: str) -> bool:
