@@ -282,3 +282,24 @@ async def unconsumed(settings: DistillSettings, group: str, names: list[str],
     finally:
         await reader.stop()
     return {tp: n for tp, n in counts.items() if n}
+
+
+async def has_messages_between(settings: DistillSettings, tp: TopicPartition, start: int, stop: int,
+                               timeout: float = 10.0) -> bool:
+    """Is there a committed message at an offset in [start, stop)? (Transaction markers and
+    aborted messages take offsets but are no messages.)"""
+    reader = consumer(settings)
+    await reader.start()
+    try:
+        reader.assign([tp])
+        reader.seek(tp, start)
+        deadline = time.monotonic() + timeout
+        while await reader.position(tp) < stop:
+            batch = await reader.getmany(tp, timeout_ms=500, max_records=1)
+            if any(m.offset < stop for m in batch.get(tp, ())):
+                return True
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {tp.topic}[{tp.partition}] from {start} to {stop}")
+        return False
+    finally:
+        await reader.stop()

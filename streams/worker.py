@@ -41,7 +41,13 @@ def run_worker(settings: DistillSettings) -> None:
     # Faust's start-up spinner sets the root logger to DEBUG for good (so each record can spin
     # it): every debug call of Faust and aiokafka then builds a record, ~7% of the worker's CPU.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if pipeline.restart_reason is not None:
+            # Same process id and settings (the environment is kept): a supervisor sees no exit.
+            logging.getLogger(__name__).warning("%s", pipeline.restart_reason)
+            os.execv(sys.executable, [sys.executable, "-m", "streams", *sys.argv[1:]])
 
 
 async def ensure_changelogs(settings: DistillSettings, timeout: float = 30.0) -> None:

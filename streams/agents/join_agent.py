@@ -17,6 +17,7 @@ from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
 from streams.quarantine import SourceMessage, quarantine_record
+from streams.skip_guard import check_first_delivery
 
 
 def source_of(event: EventT) -> SourceMessage:
@@ -39,6 +40,7 @@ def _register_join(pipeline: Pipeline, name: str, topic: str, is_evidence: bool)
         await pipeline.manifest.ready.wait()
         async for event in stream.events():
             async with pipeline.processing_lock:
+                await check_first_delivery(pipeline, event)
                 await handle(pipeline, event, is_evidence=is_evidence)
             pipeline.metrics.processed(event.message.timestamp)
 

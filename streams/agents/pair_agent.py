@@ -20,6 +20,7 @@ from streams.pairing import (
     PairRejection, PairRun, PairWindow, admit, close, rescore_closed, window_closes_at, window_start, withdraw,
 )
 from streams.quarantine import SourceMessage, quarantine_record
+from streams.skip_guard import check_first_delivery
 
 TICK_KEY = b"__idle_tick__"
 LATE = "late"  # pair_run_window value of a run refused as late_arrival
@@ -37,6 +38,7 @@ def register(pipeline: Pipeline) -> None:
     async def pair(stream):
         async for event in stream.events():
             async with pipeline.processing_lock:
+                await check_first_delivery(pipeline, event)
                 await on_message(event)
 
     async def on_message(event: EventT) -> None:

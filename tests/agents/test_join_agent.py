@@ -90,3 +90,25 @@ async def test_watermark_moves_on_when_waiting_scores_join(pipeline, recorded: R
         await put(ev, "r2", evidence(run_id="r2"))
         await put(ev, "x1", evidence(run_id="x1"))
     assert pairing_watermark(recorded) == 1776655800.0  # 03:30
+
+
+async def test_a_partition_delivered_past_unread_messages_restarts_the_worker(pipeline, recorded, monkeypatch):
+    from faust.types import TP
+
+    from streams import kafka_io
+    from streams.skip_guard import SkippedMessages
+
+    async def unread_messages_between(settings, tp, start, stop):
+        return (start, stop) == (2, 7)
+
+    monkeypatch.setattr(kafka_io, "has_messages_between", unread_messages_between)
+    pipeline.app.consumer._committed_offset[TP("agent-test.evidence", 0)] = 2
+    async with pipeline.app.agents["join_evidence"].test_context() as ev:
+        ev.sent_offset = 7  # the consumer's first event of the partition, five offsets past the committed one
+        try:
+            await put(ev, "run-1", evidence())
+        except SkippedMessages:
+            pass
+    assert isinstance(pipeline.restart_reason, SkippedMessages)
+    assert "from offset 7" in str(pipeline.restart_reason) and "committed offset is 2" in str(pipeline.restart_reason)
+    assert recorded.messages == {}  # nothing was processed past the hole
