@@ -15,6 +15,10 @@ from tests.integration.runs import synthetic_runs
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTPUTS = ("rag-samples", "sft-samples", "preference-pairs", "quarantine")
+# Idleness is wall-clock time: a window must not close by it during the pause of a kill, a
+# rebalance or a broker restart (ticks sent then are read after it), or the disturbed run
+# would pair differently from the reference. Here it only closes the last windows.
+COMPARED = dict(session_timeout=8, pair_idle_close=45)
 
 
 async def message_counts(settings) -> dict[str, int]:
@@ -39,8 +43,10 @@ async def progress(settings) -> int:
     return (await message_counts(settings))["sft-samples"]
 
 
-async def reference_run(make_settings, tmp_path, runs: int):
-    settings = make_settings(session_timeout=8)
+async def reference_run(make_settings, tmp_path, runs: int, **overrides):
+    """An undisturbed run; the same partitions as the disturbed one, since quarantine
+    records name their source partition and offset."""
+    settings = make_settings(**COMPARED, **overrides)
     evidence, scores = synthetic_runs(runs)
     files = (write_jsonl(tmp_path / "e.jsonl", evidence), write_jsonl(tmp_path / "s.jsonl", scores))
     await ingest(settings, [files[0]], [files[1]])
@@ -51,7 +57,7 @@ async def reference_run(make_settings, tmp_path, runs: int):
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settings, tmp_path):
     files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000)
-    settings = make_settings(session_timeout=8)
+    settings = make_settings(**COMPARED)
     await ingest(settings, [files[0]], [files[1]])
     rng = random.Random(5)
     kills = 0
@@ -72,8 +78,8 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settin
 
 
 async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, tmp_path):
-    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 2000)
-    settings = make_settings(session_timeout=8, partitions=4)
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 2000, partitions=4)
+    settings = make_settings(**COMPARED, partitions=4)
     await ingest(settings, [files[0]], [files[1]])
     second = settings.model_copy(update={"data_dir": settings.data_dir / "second"})
     async with running_worker(settings), child_worker(second, second.data_dir / "worker.log") as doomed:
@@ -90,7 +96,7 @@ async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path
     from streams.localkafka.broker import LocalKafka
 
     files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 1500)
-    settings = make_settings(session_timeout=8)
+    settings = make_settings(**COMPARED)
     await ingest(settings, [files[0]], [files[1]])
     kafka = LocalKafka.from_env()
     async with running_worker(settings):
