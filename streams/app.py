@@ -34,6 +34,8 @@ class Pipeline:
     processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # In-memory views of table state, per join partition; dropped at every rebalance.
     pending: dict[int, PendingScores] = field(default_factory=dict)
+    # The watermark each join partition last broadcast to pairing (a rate limit only).
+    last_broadcast: dict[int, float] = field(default_factory=dict)
     # Partitions whose first event since the last assignment was checked (streams/skip_guard.py).
     delivery_checked: set = field(default_factory=set)
     # Set when the worker must start over in a new process (streams/skip_guard.py).
@@ -48,6 +50,7 @@ class Pipeline:
     def forget_derived_state(self, *_args, **_kwargs) -> None:
         """A rebalance moves partitions and restores tables: views built on them are stale."""
         self.pending.clear()
+        self.last_broadcast.clear()
         self.delivery_checked.clear()
 
     def read_to_end(self, topic: str, partition: int, next_offset: int) -> bool:

@@ -24,13 +24,13 @@ class SkippedMessages(RuntimeError):
 
 async def check_first_delivery(pipeline: Pipeline, event: EventT) -> None:
     message = event.message
-    tp = TopicPartition(message.topic, message.partition)
-    if tp in pipeline.delivery_checked:
+    if message.tp in pipeline.delivery_checked:
         return
-    pipeline.delivery_checked.add(tp)
+    pipeline.delivery_checked.add(message.tp)
     committed = pipeline.app.consumer._committed_offset.get(message.tp)
     if committed is None or message.offset <= committed:
         return
+    tp = TopicPartition(message.topic, message.partition)
     if await kafka_io.has_messages_between(pipeline.settings, tp, committed, message.offset):
         pipeline.restart_reason = SkippedMessages(
             f"{message.topic}[{message.partition}] was delivered from offset {message.offset}, but the "

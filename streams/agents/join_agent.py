@@ -187,10 +187,10 @@ async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:
     mark = watermark(pipeline, partition)
     if mark.stream_time is None:
         return
-    key = f"broadcast:{partition}"
-    last = pipeline.tables.stream_time.get(key)
-    if last is not None and mark.stream_time - loads(last) < max(1.0, pipeline.settings.pair_grace / 4):
+    # Only a rate limit, so kept in memory: after a restart the first event broadcasts again.
+    last = pipeline.last_broadcast.get(partition)
+    if last is not None and mark.stream_time - last < max(1.0, pipeline.settings.pair_grace / 4):
         return
-    pipeline.tables.stream_time[key] = dumps(mark.stream_time)
+    pipeline.last_broadcast[partition] = mark.stream_time
     for target in range(pipeline.settings.partitions):
         await publish(pipeline, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)
