@@ -11,7 +11,7 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import state_store, transactions
+from streams import resume_order, state_store, transactions
 from streams import topics as specs
 from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
@@ -104,6 +104,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         tables=declare_tables(app, settings),
         manifest=ManifestView(settings),
     )
+    resume_order.install()
     app.on_partitions_revoked.connect(pipeline.forget_derived_state)
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":

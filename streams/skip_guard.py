@@ -1,14 +1,13 @@
-"""A guard against Faust starting a partition past its committed offset.
+"""A check that no partition starts past its committed offset.
 
-Seen with faust-streaming 0.15.3 under exactly-once, after a SIGKILL: the restarted
-worker's first event of a partition came hundreds of offsets after the group's committed
-offset (137 -> 215, 129 -> 470), the messages between were never delivered, and since
-Faust's own gap tracking did not register the hole, it never committed that partition
-again (the worker looked stalled; a later restart would have processed the skipped
-messages after newer ones). So the first event of each partition after an assignment is
-checked against the committed offset; when real messages lie between, nothing is
-processed and the worker restarts itself (``streams.worker``), which seeks to the
-committed offset again and reads in order.
+With faust-streaming 0.15.3, a restarted or rebalanced worker sometimes delivered a
+partition hundreds of offsets after the group's committed offset (137 -> 215, 129 -> 470),
+the messages between were never processed, and the partition's commit stalled below them.
+``streams.resume_order`` removes the cause; this check stays because a skipped message is
+a lost sample. The first event of each partition after an assignment is compared with the
+committed offset; when real messages lie between, nothing is processed and the worker
+restarts itself (``streams.worker``), which seeks to the committed offset and reads in
+order again.
 """
 
 from aiokafka import TopicPartition
