@@ -452,37 +452,61 @@ def stop_leftovers() -> None:
                 process.wait(10)
 
 
+class Workers:
+    """The worker processes of the pipeline phase, measured together."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def add(self, process: subprocess.Popen, log_path: Path) -> None:
+        STARTED.append(process)
+        self.processes.append((process, log_path))
+
+    def check_alive(self) -> None:
+        for process, log_path in self.processes:
+            if process.poll() is not None:
+                lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+                tail = "\n".join([line for line in lines if "producer buffer full" not in line][-60:])
+                raise RuntimeError(f"a worker exited with {process.returncode} (log: {log_path}):\n{tail}")
+
+    def status(self) -> dict[str, float]:
+        """CPU seconds summed over the workers; VmHWM (KiB) of the largest one, and summed."""
+        each = [proc_status(process.pid) for process, _ in self.processes]
+        return {"cpu_s": sum(st.get("cpu_s", 0.0) for st in each),
+                "VmHWM": max((st.get("VmHWM", 0) for st in each), default=0),
+                "VmHWM_sum": sum(st.get("VmHWM", 0) for st in each)}
+
+
 @contextlib.asynccontextmanager
-async def worker_process(settings: DistillSettings, log_path: Path, profile: bool):
-    """``distill worker`` as a child: ``streams.worker.child_worker``, or under pyinstrument."""
+async def worker_processes(settings: DistillSettings, count: int, profile: bool):
+    """``count`` ``distill worker`` children of one group (``streams.worker.child_worker``), each with
+    its own data folder; or one under pyinstrument."""
+    workers = Workers()
     if not profile:
-        async with child_worker(settings, log_path) as process:
-            STARTED.append(process)
-            yield process
+        async with contextlib.AsyncExitStack() as stack:
+            for i in range(count):
+                own = settings if i == 0 else settings.model_copy(update={"data_dir": settings.data_dir / f"worker-{i}"})
+                log_path = own.data_dir / "worker.log"
+                workers.add(await stack.enter_async_context(child_worker(own, log_path)), log_path)
+            yield workers
         return
     env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}
     # 5 ms samples: pyinstrument keeps every sample in memory until the worker exits (about 1 GB
     # per 100,000 at 1 ms); VmHWM of a profiled worker is therefore not the worker's own.
     command = [sys.executable, "-m", "pyinstrument", "-i", "0.005", "-r", "benchmarks.profiling.HotspotRenderer",
                "-o", str(PROFILE_TXT), "-m", "streams", "worker"]
+    log_path = settings.data_dir / "worker.log"
     with log_path.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
-        STARTED.append(process)
+        workers.add(process, log_path)
         try:
-            yield process
+            yield workers
         finally:
             process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.to_thread(process.wait, 900)  # pyinstrument renders on the way out
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def check_alive(process: subprocess.Popen, log_path: Path) -> None:
-    if process.poll() is not None:
-        lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
-        tail = "\n".join([line for line in lines if "producer buffer full" not in line][-60:])
-        raise RuntimeError(f"the worker exited with {process.returncode} (log: {log_path}):\n{tail}")
 
 
 async def quarantine_reasons(settings: DistillSettings) -> dict[str, int]:
@@ -506,27 +530,25 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
     lag_topics = [settings.topic(t) for t in ("evidence", "scored-runs", "pair-candidates")]
     # One RAG and one SFT outcome per run (a sample or a quarantine record); join timeouts and
     # late arrivals add records, so outcomes are counted from the committed input instead.
-    log_path = settings.data_dir / "worker.log"
     result: dict = {"expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
                                          "sft": categories["accepted"]}}
     async with Probe(settings) as probe:
         result["code"] = code_version()
         spawned = time.time()
-        async with worker_process(settings, log_path, args.profile) as process:
-            pid = process.pid
+        async with worker_processes(settings, args.workers, args.profile) as workers:
             while sum((await probe.ends(out_topics)).values()) == 0:
-                check_alive(process, log_path)
+                workers.check_alive()
                 if time.time() - spawned > 300:
                     raise TimeoutError("no output 300 s after the worker started")
                 await asyncio.sleep(0.05)
             first_seen = time.time()
-            cpu_at_first = proc_status(pid).get("cpu_s", 0.0)
+            cpu_at_first = workers.status()["cpu_s"]
             log(f"worker producing after {first_seen - spawned:.1f} s; processing {runs.n:,} runs")
             last_report = time.monotonic()
             inputs = 2 * runs.n
             consumed_at = pair_targets = None
             while consumed_at is None:
-                check_alive(process, log_path)
+                workers.check_alive()
                 input_lag = await probe.lag(lag_topics[:2])
                 if input_lag == 0:
                     # Idle ticks keep arriving on pair-candidates: wait for what was there now.
@@ -541,7 +563,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                                "messages_per_s": done / elapsed, "runs_per_s": done / 2 / elapsed,
                                "startup_s": first_seen - spawned, "processing_s": elapsed,
                                "worker_cpu_startup_s": cpu_at_first,
-                               "worker_cpu_processing_s": proc_status(pid).get("cpu_s", 0.0) - cpu_at_first}
+                               "worker_cpu_processing_s": workers.status()["cpu_s"] - cpu_at_first}
                     log(f"stopping: {done:,} of {inputs:,} input messages committed after {elapsed:.0f} s")
                     result["quarantine"] = await quarantine_reasons(settings)
                     result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
@@ -555,7 +577,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
             if consumed_at is not None:
                 await wait_caught_up(settings, timeout=300)
                 caught_up_at = time.time()
-                status = proc_status(pid)
+                status = workers.status()
                 first, last = await time_range(settings, out_topics)
                 processing = last - first
                 result |= {
@@ -566,8 +588,8 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                     "consumed_s": consumed_at - first,
                     "caught_up_s": caught_up_at - first,
                     "worker_cpu_startup_s": cpu_at_first,
-                    "worker_cpu_processing_s": status.get("cpu_s", 0.0) - cpu_at_first,
-                    "peak_rss_after_processing_mib": status.get("VmHWM", 0) / 1024,
+                    "worker_cpu_processing_s": status["cpu_s"] - cpu_at_first,
+                    "peak_rss_after_processing_mib": status["VmHWM"] / 1024,
                     "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
                                         for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
                 }
@@ -579,10 +601,11 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 if args.latency_seconds > 0:
                     rate = max(1.0, result["runs_per_s"] / 2)
                     result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end,
-                                                      process, log_path)
-            final = proc_status(pid)
-            result["peak_rss_mib"] = final.get("VmHWM", 0) / 1024
-            result["worker_cpu_total_s"] = final.get("cpu_s", 0.0)
+                                                      workers)
+            final = workers.status()
+            result["peak_rss_mib"] = final["VmHWM"] / 1024
+            result["peak_rss_all_workers_mib"] = final["VmHWM_sum"] / 1024
+            result["worker_cpu_total_s"] = final["cpu_s"]
     return result
 
 
@@ -590,7 +613,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
 
 
 async def latency(settings: DistillSettings, rate: float, seconds: float, after: int,
-                  process: subprocess.Popen, log_path: Path) -> dict:
+                  workers: Workers) -> dict:
     """Publish runs at ``rate`` runs/s; time each score's publish to its SFT/RAG sample."""
     n = max(1, int(rate * seconds))
     runs = Runs(n, seed=SEED + 1, id_prefix="lat", start=after + 60, span=max(60, int(seconds)))
@@ -634,7 +657,7 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
         await producer.flush()
         wait_until = time.monotonic() + 60
         while time.monotonic() < wait_until and not published.keys() <= arrived.keys():
-            check_alive(process, log_path)
+            workers.check_alive()
             await asyncio.sleep(0.1)
         stop.set()
         await consumer_task
@@ -684,7 +707,7 @@ async def benchmark(args) -> dict:
     ceiling_in = [settings.topic("ceiling.evidence"), settings.topic("ceiling.scored-runs")]
     ceiling_out = settings.topic("ceiling.out")
     result: dict = {
-        "runs": args.runs, "partitions": args.partitions, "guarantee": args.guarantee, "profile": args.profile,
+        "runs": args.runs, "partitions": args.partitions, "workers": args.workers, "guarantee": args.guarantee, "profile": args.profile,
         "order": args.order,
         "prefix": settings.topic_prefix, "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -733,7 +756,8 @@ def render(result: dict) -> str:
     rows = [
         ("runs", f"{n:,}  ({', '.join(f'{k} {v / n:.0%}' for k, v in cats.items())})"),
         ("input sizes", f"evidence {pub['mean_evidence_bytes']:,.0f} B, score {pub['mean_score_bytes']:,.0f} B (mean)"),
-        ("partitions / guarantee / order", f"{result['partitions']} / {result['guarantee']} / {result['order']}"
+        ("partitions / workers / guarantee / order", f"{result['partitions']} / {result.get('workers', 1)} / "
+                                                     f"{result['guarantee']} / {result['order']}"
                                    + ("  (worker under pyinstrument)" if result["profile"] else "")),
         ("publish (4 topics)", f"{pub['seconds']:.1f} s"),
         ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
@@ -776,6 +800,8 @@ def render(result: dict) -> str:
                                              f"{lat['rate_runs_per_s']:,.0f} runs/s, {lat['missing']} missing)")
                     if lat["p50_ms"] is not None else ("latency at half rate", "no samples arrived"))
     rows.append(("worker peak RSS (VmHWM)", f"{p['peak_rss_mib']:,.0f} MiB"
+                 + (f" the largest worker, {p['peak_rss_all_workers_mib']:,.0f} MiB all"
+                    if result.get("workers", 1) > 1 else "")
                  + (f"  ({p['peak_rss_after_processing_mib']:,.0f} MiB after the batch)"
                     if "peak_rss_after_processing_mib" in p else "")))
     rows.append(("load average start / end", f"{result['machine']['load_average_at_start']} / "
@@ -806,6 +832,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20_000, help="runs to generate (default %(default)s; "
                         "try 100000, and 1000000 for the long run)")
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the topics (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes in the group (at most --partitions; default %(default)s)")
     parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
                         help="the worker's processing_guarantee (default %(default)s)")
     parser.add_argument("--order", choices=["files", "interleaved"], default="files",
@@ -828,6 +856,10 @@ def main() -> None:
                         help="do not delete the benchmark's topics (to inspect them with distill stats; debugging)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    if not 1 <= args.workers <= args.partitions:
+        parser.error("--workers must be between 1 and --partitions (a worker without a partition idles)")
+    if args.profile and args.workers != 1:
+        parser.error("--profile runs one worker; leave out --workers")
     if args.profile:
         try:
             import pyinstrument  # noqa: F401
@@ -841,7 +873,8 @@ def main() -> None:
     finally:
         stop_leftovers()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = (f"{args.guarantee}-p{args.partitions}-{args.order}-{args.runs}"
+    name = (f"{args.guarantee}-p{args.partitions}{f'-w{args.workers}' if args.workers > 1 else ''}"
+            f"-{args.order}-{args.runs}"
             f"{'-profile' if args.profile else ''}.json")
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1) if args.json else render(result))

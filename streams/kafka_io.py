@@ -235,14 +235,25 @@ async def rewind_group(
         await asyncio.sleep(1.0)
 
 
-async def group_has_members(settings: DistillSettings, group: str) -> bool:
+async def group_state(settings: DistillSettings, group: str) -> tuple[str, int]:
+    """The consumer group's state (``Stable``, ``PreparingRebalance``, ``Empty``, ``Dead``...)
+    and its number of members."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        described = await admin.describe_consumer_groups([group])
+        responses = await admin.describe_consumer_groups([group])
     finally:
         await admin.close()
-    return any(getattr(g, "members", None) for g in described) if described else False
+    for response in responses:
+        for described in response.groups:
+            # (error_code, group, state, protocol_type, protocol, members, ...) in every version
+            if described[1] == group:
+                return described[2], len(described[5])
+    return "Dead", 0
+
+
+async def group_has_members(settings: DistillSettings, group: str) -> bool:
+    return (await group_state(settings, group))[1] > 0
 
 
 async def unconsumed(settings: DistillSettings, group: str, names: list[str],

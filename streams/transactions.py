@@ -13,15 +13,35 @@ Faust's own ``ProducerBuffer.flush`` is not a drain: it returns when a message t
 more than 0.1 s, and it counts a message as sent once it has left the queue, before it
 has reached the producer. So the buffer counts the messages it is handing over, and the
 drain waits until the queue is empty and none is in hand.
+
+At a rebalance, every transactional producer is stopped and Faust starts a fresh one for
+each partition it owns; a fresh producer's start aborts whatever its transactional id
+left open. Faust keeps the open transactions of partitions it keeps, but it commits at a
+revocation only partitions with new offsets, so a transaction could stay open across the
+rebalance holding outputs and table changes of events past the committed offset: the
+tables, restored from the committed changelog, did not know those events, they were
+processed again after the seek to the committed offset, and both outputs were committed
+(seen as duplicates in the two-worker test). It also keeps Faust from reusing a producer
+of a partition it kept as a standby, which the partition's new owner had fenced
+(``ProducerFenced`` when the partition came back).
+
+Under transactions Faust takes a changelog partition's highwater, the end of what it must
+restore, from ``last_stable_offset``: the value the consumer saw in its last fetch of that
+partition, None for one not fetched since the rebalance reset it. None counts as "nothing
+to restore", so after a rebalance inside a running worker the tables came back empty (seen
+as pair windows that never closed once one worker of two was killed). The highwaters are
+asked of the broker instead: a read_committed ListOffsets answers the last stable offset.
 """
 
 import asyncio
 import contextlib
 
 from faust.transport.consumer import TransactionManager
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 
 _faust_commit = TransactionManager.commit
+_faust_on_rebalance = TransactionManager.on_rebalance
 _faust_send_pending = ProducerBuffer._send_pending
 
 
@@ -52,8 +72,22 @@ async def _commit_whole_events(self, offsets, start_new_transaction: bool = True
         return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
 
 
+async def _on_rebalance_fresh_producers(self, assigned, revoked, newly_assigned) -> None:
+    for transactional_id in sorted(self.producer._transaction_producers):
+        await self.producer.stop_transaction(transactional_id)
+    await _faust_on_rebalance(self, assigned, revoked, newly_assigned)
+
+
+async def _stable_highwaters(self, partitions):
+    return await self._ensure_consumer().end_offsets(list(partitions))
+
+
 def install(app, lock: asyncio.Lock) -> None:
-    """Route this app's transaction commits through the processing lock and a full drain."""
+    """Route this app's transaction commits through the processing lock and a full drain;
+    start every transaction afresh at a rebalance; restore the
+    tables up to the broker's last stable offsets."""
     app.distill_processing_lock = lock
     TransactionManager.commit = _commit_whole_events
+    TransactionManager.on_rebalance = _on_rebalance_fresh_producers
+    AIOKafkaConsumerThread._highwaters = _stable_highwaters
     ProducerBuffer._send_pending = _send_pending_counted

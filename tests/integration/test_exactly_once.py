@@ -43,6 +43,14 @@ async def progress(settings) -> int:
     return (await message_counts(settings))["sft-samples"]
 
 
+async def until_producing(settings, process) -> None:
+    """Until the SFT output grows, while ``process`` lives."""
+    before = await progress(settings)
+    while await progress(settings) == before:
+        assert process.poll() is None
+        await asyncio.sleep(0.2)
+
+
 async def reference_run(make_settings, tmp_path, runs: int, **overrides):
     """An undisturbed run; the same partitions as the disturbed one, since quarantine
     records name their source partition and offset."""
@@ -63,9 +71,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settin
     kills = 0
     for _ in range(3):
         async with child_worker(settings, settings.data_dir / "worker.log") as process:
-            before = await progress(settings)
-            while await progress(settings) == before and process.poll() is None:
-                await asyncio.sleep(0.2)  # killed only once it is producing
+            await until_producing(settings, process)  # killed only once it is producing
             await asyncio.sleep(rng.uniform(0.1, 2.0))
             if process.poll() is None:
                 process.kill()
@@ -78,15 +84,24 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settin
 
 
 async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, tmp_path):
-    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 2000, partitions=4)
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000, partitions=4)
     settings = make_settings(**COMPARED, partitions=4)
     await ingest(settings, [files[0]], [files[1]])
-    second = settings.model_copy(update={"data_dir": settings.data_dir / "second"})
-    async with running_worker(settings), child_worker(second, second.data_dir / "worker.log") as doomed:
-        before = await progress(settings)
-        while await progress(settings) == before:
-            await asyncio.sleep(0.2)
-        doomed.kill()
+    doomed_settings = settings.model_copy(update={"data_dir": settings.data_dir / "doomed"})
+    # The survivor starts alone, a second worker joins and takes half the partitions, and is
+    # killed once the group is stable with both and producing: the survivor gets back
+    # partitions whose transactional ids the dead worker used meanwhile.
+    async with running_worker(settings) as survivor:
+        async with asyncio.timeout(300):
+            await until_producing(settings, survivor)
+        async with child_worker(doomed_settings, doomed_settings.data_dir / "worker.log") as doomed:
+            async with asyncio.timeout(300):
+                while await kafka_io.group_state(settings, settings.application_id) != ("Stable", 2):
+                    assert doomed.poll() is None
+                    await asyncio.sleep(0.2)
+                await until_producing(settings, doomed)
+            assert await kafka_io.group_state(settings, settings.application_id) == ("Stable", 2)
+            doomed.kill()
         rows = await settle_and_export(settings, timeout=600)
     assert comparable(rows) == comparable(expected_rows)
     assert await message_counts(settings) == expected_counts
@@ -99,10 +114,8 @@ async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path
     settings = make_settings(**COMPARED)
     await ingest(settings, [files[0]], [files[1]])
     kafka = LocalKafka.from_env()
-    async with running_worker(settings):
-        before = await progress(settings)
-        while await progress(settings) == before:
-            await asyncio.sleep(0.2)
+    async with running_worker(settings) as process:
+        await until_producing(settings, process)
         await asyncio.to_thread(kafka.down)
         await asyncio.sleep(3)
         await asyncio.to_thread(kafka.up, 180)

@@ -5,6 +5,7 @@ import hashlib
 import orjson
 import pytest
 
+from streams.errors import DistillError
 from streams.export import export
 from streams.quarantine_tail import tail
 from streams.wait import wait_caught_up
@@ -23,6 +24,8 @@ async def test_replay_rebuilds_byte_identical_and_applies_changed_options(make_s
     await ingest(settings, [SAMPLE_DATA / "evidence.jsonl"], [SAMPLE_DATA / "scores.jsonl"])
     async with running_worker(settings):
         await wait_caught_up(settings, 120)
+        with pytest.raises(DistillError, match="is running"):
+            await replay(settings, timeout=180)  # refused while a worker of the group runs
     first = settings.data_dir / "first"
     receipt = await export(settings, first, ["rag", "sft", "preference", "quarantine"])
     again = settings.data_dir / "again"
