@@ -83,9 +83,9 @@ async def _stable_highwaters(self, partitions):
 
 
 def install(app, lock: asyncio.Lock) -> None:
-    """Route this app's transaction commits through the processing lock and a full drain;
-    start every transaction afresh at a rebalance; restore the
-    tables up to the broker's last stable offsets."""
+    """Route this app's transaction commits through the processing lock and a full drain,
+    start every transaction afresh at a rebalance, and restore the tables up to the
+    broker's last stable offsets."""
     app.distill_processing_lock = lock
     TransactionManager.commit = _commit_whole_events
     TransactionManager.on_rebalance = _on_rebalance_fresh_producers
