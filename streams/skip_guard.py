@@ -26,13 +26,14 @@ async def check_first_delivery(pipeline: Pipeline, event: EventT) -> None:
     if message.tp in pipeline.delivery_checked:
         return
     pipeline.delivery_checked.add(message.tp)
-    committed = pipeline.app.consumer._committed_offset.get(message.tp)
-    if committed is None or message.offset <= committed:
+    # No committed offset (Faust keeps None for 0 too): the partition must start at its beginning.
+    committed = pipeline.app.consumer._committed_offset.get(message.tp) or 0
+    if message.offset <= committed:
         return
     tp = TopicPartition(message.topic, message.partition)
     if await kafka_io.has_messages_between(pipeline.settings, tp, committed, message.offset):
         pipeline.restart_reason = SkippedMessages(
             f"{message.topic}[{message.partition}] was delivered from offset {message.offset}, but the "
-            f"group's committed offset is {committed}: the messages between were skipped. Restarting."
+            f"group's committed offset is {committed or 'none'}: the messages between were skipped. Restarting."
         )
         raise pipeline.restart_reason

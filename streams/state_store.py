@@ -37,8 +37,11 @@ class ChangelogTrustingStore(RocksDBStore):
     # stood in the fresh copy, above the committed changelog, and Faust stopped the worker
     # with ConsistencyError (seen when one worker of two was killed). One RocksDB write less
     # per changelog message, too.
-    def persisted_offset(self, tp) -> None:
-        return None
+    # -1 ("nothing yet"), not None: for None, Faust's recovery keeps the offset it restored a
+    # partition it keeps to at the last rebalance and reads on from there, into the wiped
+    # copy (seen as a survivor's tables missing every change before that restore).
+    def persisted_offset(self, tp) -> int:
+        return -1
 
     def set_persisted_offset(self, tp, offset: int) -> None:
         pass

@@ -112,3 +112,24 @@ async def test_a_partition_delivered_past_unread_messages_restarts_the_worker(pi
     assert isinstance(pipeline.restart_reason, SkippedMessages)
     assert "from offset 7" in str(pipeline.restart_reason) and "committed offset is 2" in str(pipeline.restart_reason)
     assert recorded.messages == {}  # nothing was processed past the hole
+
+
+async def test_a_partition_without_a_commit_delivered_past_its_beginning_restarts_the_worker(
+    pipeline, recorded, monkeypatch
+):
+    from streams import kafka_io
+    from streams.skip_guard import SkippedMessages
+
+    async def unread_messages_between(settings, tp, start, stop):
+        return (start, stop) == (0, 1808)
+
+    monkeypatch.setattr(kafka_io, "has_messages_between", unread_messages_between)
+    async with pipeline.app.agents["join_evidence"].test_context() as ev:
+        ev.sent_offset = 1808  # no committed offset: the partition must start at its beginning
+        try:
+            await put(ev, "run-1", evidence())
+        except SkippedMessages:
+            pass
+    assert isinstance(pipeline.restart_reason, SkippedMessages)
+    assert "from offset 1808" in str(pipeline.restart_reason) and "committed offset is none" in str(pipeline.restart_reason)
+    assert recorded.messages == {}

@@ -28,5 +28,16 @@ def synthetic_runs(count: int, seed: int = 1, prefix: str = "run") -> tuple[list
     return evidence, scores
 
 
+def rescores(scores: list[dict], tasks: int) -> list[dict]:
+    """New scores for the first run of each of the first ``tasks`` tasks, each moved to the
+    next category at the same time. One run a task: two re-scores of one pair would race
+    (from two partitions) to retract it, and the record would name whichever came first."""
+    return [
+        {**score, "category": CATEGORIES[(CATEGORIES.index(score["category"]) + 1) % len(CATEGORIES)],
+         "reasons": [f"re-scored {score['evidence_run_id']}"]}
+        for score in scores[: 4 * tasks : 4]
+    ]
+
+
 WORDS = ("review", "patch", "latency", "index", "session", "token", "retry", "cache", "schema", "offset",
          "commit", "rollback", "verdict", "evidence", "partition", "replica", "window", "buffer", "merge")

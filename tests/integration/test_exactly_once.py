@@ -10,7 +10,7 @@ from streams import kafka_io
 from streams.wait import wait_caught_up
 from streams.worker import child_worker
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
-from tests.integration.runs import synthetic_runs
+from tests.integration.runs import rescores, synthetic_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,16 +52,27 @@ async def until_producing(settings, process) -> None:
         await asyncio.sleep(0.2)
 
 
-async def reference_run(make_settings, tmp_path, runs: int, **overrides):
+async def reference_run(make_settings, tmp_path, runs: int, rescored: int = 0, **overrides):
     """An undisturbed run; the same partitions as the disturbed one, since quarantine
-    records name their source partition and offset."""
+    records name their source partition and offset. With ``rescored``, a run of each of the
+    first tasks is scored again once everything settled (``then_rescore``)."""
     settings = make_settings(**COMPARED, **overrides)
     evidence, scores = synthetic_runs(runs)
-    files = (write_jsonl(tmp_path / "e.jsonl", evidence), write_jsonl(tmp_path / "s.jsonl", scores))
+    files = (write_jsonl(tmp_path / "e.jsonl", evidence), write_jsonl(tmp_path / "s.jsonl", scores),
+             write_jsonl(tmp_path / "rescores.jsonl", rescores(scores, rescored)))
     await ingest(settings, [files[0]], [files[1]])
     async with running_worker(settings):
+        if rescored:
+            await then_rescore(settings, files[2])
         rows = await settle_and_export(settings, timeout=600)
     return files, rows, await message_counts(settings)
+
+
+async def then_rescore(settings, rescores_file) -> None:
+    """Once all is settled, re-score runs joined long before: each needs its run's state, so a
+    worker that lost any in a rebalance answers differently from the reference."""
+    await wait_caught_up(settings, 600)
+    await ingest(settings, [], [rescores_file])
 
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settings, tmp_path):
@@ -85,7 +96,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settin
 
 
 async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, tmp_path):
-    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000, partitions=4)
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000, rescored=150, partitions=4)
     settings = make_settings(**COMPARED, partitions=4)
     await ingest(settings, [files[0]], [files[1]])
     doomed_settings = settings.model_copy(update={"data_dir": settings.data_dir / "doomed"})
@@ -103,6 +114,7 @@ async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, t
                 await until_producing(settings, doomed)
             assert await kafka_io.group_state(settings, settings.application_id) == ("Stable", 2)
             doomed.kill()
+        await then_rescore(settings, files[2])
         rows = await settle_and_export(settings, timeout=600)
     assert comparable(rows) == comparable(expected_rows)
     assert await message_counts(settings) == expected_counts
