@@ -41,10 +41,8 @@ async def _perform_seek_everywhere(self: Consumer) -> None:
     await _faust_perform_seek(self)
     changelogs = self.app.tables.changelog_topics
     uncommitted = [tp for tp in self.assignment() if tp.topic not in changelogs and not self._committed_offset.get(tp)]
-    if uncommitted:
+    if uncommitted:  # their read offsets Faust's seek has already cleared
         await self._thread.seek_to_beginning(*(TopicPartition(tp.topic, tp.partition) for tp in uncommitted))
-        for tp in uncommitted:
-            self._read_offset[tp] = None
 
 
 def install() -> None:

@@ -1,6 +1,7 @@
 """The join agents under ``test_context()``: decode, gate, send, quarantine."""
 
 import orjson
+import pytest
 
 from tests.agents.conftest import Recorded
 
@@ -92,44 +93,30 @@ async def test_watermark_moves_on_when_waiting_scores_join(pipeline, recorded: R
     assert pairing_watermark(recorded) == 1776655800.0  # 03:30
 
 
-async def test_a_partition_delivered_past_unread_messages_restarts_the_worker(pipeline, recorded, monkeypatch):
+@pytest.mark.parametrize(("committed", "first_offset", "named"), [
+    (2, 7, "committed offset is 2"),  # five offsets past the committed one
+    (None, 1808, "committed offset is none"),  # no commit: the partition must start at its beginning
+])
+async def test_a_partition_delivered_past_unread_messages_restarts_the_worker(
+    pipeline, recorded, monkeypatch, committed, first_offset, named
+):
     from faust.types import TP
 
     from streams import kafka_io
     from streams.skip_guard import SkippedMessages
 
     async def unread_messages_between(settings, tp, start, stop):
-        return (start, stop) == (2, 7)
+        return (start, stop) == (committed or 0, first_offset)
 
     monkeypatch.setattr(kafka_io, "has_messages_between", unread_messages_between)
-    pipeline.app.consumer._committed_offset[TP("agent-test.evidence", 0)] = 2
+    if committed is not None:
+        pipeline.app.consumer._committed_offset[TP("agent-test.evidence", 0)] = committed
     async with pipeline.app.agents["join_evidence"].test_context() as ev:
-        ev.sent_offset = 7  # the consumer's first event of the partition, five offsets past the committed one
+        ev.sent_offset = first_offset  # the consumer's first event of the partition
         try:
             await put(ev, "run-1", evidence())
         except SkippedMessages:
             pass
     assert isinstance(pipeline.restart_reason, SkippedMessages)
-    assert "from offset 7" in str(pipeline.restart_reason) and "committed offset is 2" in str(pipeline.restart_reason)
+    assert f"from offset {first_offset}" in str(pipeline.restart_reason) and named in str(pipeline.restart_reason)
     assert recorded.messages == {}  # nothing was processed past the hole
-
-
-async def test_a_partition_without_a_commit_delivered_past_its_beginning_restarts_the_worker(
-    pipeline, recorded, monkeypatch
-):
-    from streams import kafka_io
-    from streams.skip_guard import SkippedMessages
-
-    async def unread_messages_between(settings, tp, start, stop):
-        return (start, stop) == (0, 1808)
-
-    monkeypatch.setattr(kafka_io, "has_messages_between", unread_messages_between)
-    async with pipeline.app.agents["join_evidence"].test_context() as ev:
-        ev.sent_offset = 1808  # no committed offset: the partition must start at its beginning
-        try:
-            await put(ev, "run-1", evidence())
-        except SkippedMessages:
-            pass
-    assert isinstance(pipeline.restart_reason, SkippedMessages)
-    assert "from offset 1808" in str(pipeline.restart_reason) and "committed offset is none" in str(pipeline.restart_reason)
-    assert recorded.messages == {}
