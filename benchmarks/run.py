@@ -470,10 +470,11 @@ class Workers:
                 raise RuntimeError(f"a worker exited with {process.returncode} (log: {log_path}):\n{tail}")
 
     def status(self) -> dict[str, float]:
-        """CPU seconds summed over the workers; VmHWM (KiB) of the largest one, and summed."""
+        """CPU seconds summed over the workers; VmHWM and VmRSS (KiB) of the largest one; VmHWM summed."""
         each = [proc_status(process.pid) for process, _ in self.processes]
         return {"cpu_s": sum(st.get("cpu_s", 0.0) for st in each),
                 "VmHWM": max((st.get("VmHWM", 0) for st in each), default=0),
+                "VmRSS": max((st.get("VmRSS", 0) for st in each), default=0),
                 "VmHWM_sum": sum(st.get("VmHWM", 0) for st in each)}
 
 
@@ -547,9 +548,17 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
             last_report = time.monotonic()
             inputs = 2 * runs.n
             consumed_at = pair_targets = None
+            # Does memory grow with the runs processed? RSS of the largest worker at each tenth.
+            rss_by_runs: list[dict] = []
+            tenths_seen = 0
             while consumed_at is None:
                 workers.check_alive()
                 input_lag = await probe.lag(lag_topics[:2])
+                tenth = 10 * (inputs - input_lag) // inputs
+                if tenth > tenths_seen:
+                    tenths_seen = tenth
+                    rss_by_runs.append({"runs_committed": (inputs - input_lag) // 2,
+                                        "rss_mib": round(workers.status()["VmRSS"] / 1024, 1)})
                 if input_lag == 0:
                     # Idle ticks keep arriving on pair-candidates: wait for what was there now.
                     pair_targets = pair_targets or await probe.ends(lag_topics[2:])
@@ -590,6 +599,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                     "worker_cpu_startup_s": cpu_at_first,
                     "worker_cpu_processing_s": status["cpu_s"] - cpu_at_first,
                     "peak_rss_after_processing_mib": status["VmHWM"] / 1024,
+                    "rss_by_runs": rss_by_runs,
                     "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
                                         for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
                 }
@@ -665,7 +675,10 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
         await producer.stop()
         await reader.stop()
     delays = [(arrived[k] - t) * 1000 for k, t in published.items() if k in arrived]
+    # In publish order: rising from quarter to quarter means the rate is more than the worker carries.
+    quarters = [delays[len(delays) * q // 4:len(delays) * (q + 1) // 4] for q in range(4)]
     return {
+        "p99_ms_by_quarter": [percentile(quarter, 99) for quarter in quarters],
         "rate_runs_per_s": rate, "runs": n, "publish_seconds": sent_for, "measured_samples": len(published),
         "missing": len(published) - len(delays),
         "p50_ms": percentile(delays, 50), "p99_ms": percentile(delays, 99), "max_ms": max(delays, default=None),
@@ -675,7 +688,7 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
 # --- the whole benchmark ----------------------------------------------------------------------
 
 
-def estimate(runs: int, guarantee: str, partitions: int, order: str) -> str | None:
+def estimate(runs: int, guarantee: str, partitions: int, order: str, workers: int) -> str | None:
     """The expected duration of this benchmark, from the largest earlier result."""
     earlier = []
     for path in RESULTS.glob("*.json"):
@@ -686,14 +699,14 @@ def estimate(runs: int, guarantee: str, partitions: int, order: str) -> str | No
     if not earlier:
         return None
     best = max(earlier, key=lambda d: (d["guarantee"] == guarantee, d["partitions"] == partitions,
-                                       d.get("order") == order, d["runs"]))
+                                       d.get("workers", 1) == workers, d.get("order") == order, d["runs"]))
     pipe = best["pipeline"]
     per_run = (best["publish"]["seconds"] + best["ceiling"]["seconds"]) / best["runs"] + 1 / pipe["runs_per_s"]
     fixed = pipe["startup_s"] + (pipe.get("latency") or {}).get("publish_seconds", 0) + 60
     total = per_run * runs + fixed
     return (f"estimated duration: {total / 60:,.1f} min, of which pipeline processing {runs / pipe['runs_per_s'] / 60:,.1f} min "
             f"(linear extrapolation of the {best['runs']:,}-run result, {best['guarantee']}, "
-            f"{best['partitions']} partitions: {pipe['runs_per_s']:,.0f} runs/s"
+            f"{best['partitions']} partitions, {best.get('workers', 1)} worker(s): {pipe['runs_per_s']:,.0f} runs/s"
             f"{', itself stopped by --timeout' if pipe.get('timed_out') else ''})")
 
 
@@ -789,6 +802,9 @@ def render(result: dict) -> str:
                         + f"  (expected samples: rag {p['expected_samples']['rag']:,}, "
                           f"sft {p['expected_samples']['sft']:,})"),
         ]
+    if p.get("rss_by_runs"):
+        rows.append(("worker RSS by runs committed", ", ".join(f"{m['runs_committed']:,}: {m['rss_mib']:,.0f}"
+                                                              for m in p["rss_by_runs"]) + " MiB"))
     if "quarantine" in p:
         rows.append(("quarantine by stage/reason", ", ".join(f"{k} {v:,}" for k, v in p["quarantine"].items())))
         if p["unexpected_quarantine"]:
@@ -799,6 +815,8 @@ def render(result: dict) -> str:
                                              f"max {lat['max_ms']:,.0f} ms  ({lat['measured_samples']:,} samples at "
                                              f"{lat['rate_runs_per_s']:,.0f} runs/s, {lat['missing']} missing)")
                     if lat["p50_ms"] is not None else ("latency at half rate", "no samples arrived"))
+        if lat.get("p99_ms_by_quarter") and None not in lat["p99_ms_by_quarter"]:
+            rows.append(("  p99 by quarter of the phase", ", ".join(f"{v:,.0f}" for v in lat["p99_ms_by_quarter"]) + " ms"))
     rows.append(("worker peak RSS (VmHWM)", f"{p['peak_rss_mib']:,.0f} MiB"
                  + (f" the largest worker, {p['peak_rss_all_workers_mib']:,.0f} MiB all"
                     if result.get("workers", 1) > 1 else "")
@@ -865,7 +883,7 @@ def main() -> None:
             import pyinstrument  # noqa: F401
         except ImportError:
             parser.error("--profile needs pyinstrument: .venv/bin/pip install pyinstrument")
-    guess = estimate(args.runs, args.guarantee, args.partitions, args.order)
+    guess = estimate(args.runs, args.guarantee, args.partitions, args.order, args.workers)
     if guess:
         log(guess)
     try:

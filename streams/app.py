@@ -67,7 +67,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     app = faust.App(
         settings.application_id,
         broker=broker or f"kafka://{settings.bootstrap}",
-        store=store or (state_store.URL if settings.processing_guarantee == "exactly_once" else "rocksdb://"),
+        store=store or (state_store.URL if settings.processing_guarantee == "exactly_once" else state_store.AT_LEAST_ONCE_URL),
         datadir=str(settings.state_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import faust
 
 from streams.settings import DistillSettings
+from streams.state_store import table_options
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def declare_tables(app: faust.App, settings: DistillSettings) -> Tables:
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
+            options=table_options(settings.state_memory_mib),
             help=Tables.__dataclass_fields__[name].type.__doc__,
         )
 
