@@ -723,6 +723,8 @@ async def benchmark(args) -> dict:
         "runs": args.runs, "partitions": args.partitions, "workers": args.workers, "guarantee": args.guarantee, "profile": args.profile,
         "order": args.order,
         "prefix": settings.topic_prefix, "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # Settings a DISTILL_* variable may have changed for this run, so results say what they measured.
+        "worker_settings": settings.model_dump(include={"state_memory_mib", "standby_replicas"}),
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
     await check_connection(settings)
@@ -772,6 +774,7 @@ def render(result: dict) -> str:
         ("partitions / workers / guarantee / order", f"{result['partitions']} / {result.get('workers', 1)} / "
                                                      f"{result['guarantee']} / {result['order']}"
                                    + ("  (worker under pyinstrument)" if result["profile"] else "")),
+        ("worker settings", ", ".join(f"{k} {v}" for k, v in result.get("worker_settings", {}).items())),
         ("publish (4 topics)", f"{pub['seconds']:.1f} s"),
         ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
                                           f"{c['seconds']:.1f} s, {c['cpu_s']:.1f} s CPU)"),

@@ -35,6 +35,7 @@ class DistillSettings(BaseSettings):
     web_port: int = 6066
     log_level: str = "warning"
     state_memory_mib: int = Field(default=64, ge=8)  # RocksDB block cache + write buffers, all tables
+    standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
