@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput, latency and memory of the stream processor on the local broker.
 
-    .venv/bin/python benchmarks/run.py --runs N [--partitions P] [--guarantee G] [--json] [--profile]
+    bash scripts/bench.sh --runs N [--workers W] [--partitions P] [--guarantee G] [--json] [--profile]
 
 One invocation, under a fresh topic prefix (``bench.<random>.``) whose topics are all
 deleted at the end, does:
@@ -20,10 +20,11 @@ deleted at the end, does:
 4. latency: into the same running worker, runs at half the measured rate for
    ``--latency-seconds`` (evidence, then its score); time from a score's publish to its
    SFT sample (accepted runs) or RAG sample (partially accepted) on the output topic;
-5. the worker's peak RSS (``VmHWM`` of /proc/<pid>/status) and CPU time.
+5. the worker's peak RSS (``VmHWM`` of /proc/<pid>/status), its RSS at each tenth of the
+   input committed (does memory grow with the runs processed?), and CPU time.
 
 Results go to stdout (a table, or JSON with ``--json``) and to
-``benchmarks/results/<guarantee>-p<P>-<N>.json``; a later run prints an estimate of its
+``benchmarks/results/<guarantee>-p<P>[-w<W>]-<order>-<N>.json``; a later run prints an estimate of its
 duration from the largest earlier result. ``--profile`` runs the worker under
 pyinstrument and writes ``benchmarks/profile.txt`` and ``benchmarks/hotspots.json``.
 """
@@ -572,7 +573,8 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                                "messages_per_s": done / elapsed, "runs_per_s": done / 2 / elapsed,
                                "startup_s": first_seen - spawned, "processing_s": elapsed,
                                "worker_cpu_startup_s": cpu_at_first,
-                               "worker_cpu_processing_s": workers.status()["cpu_s"] - cpu_at_first}
+                               "worker_cpu_processing_s": workers.status()["cpu_s"] - cpu_at_first,
+                               "rss_by_runs": rss_by_runs}
                     log(f"stopping: {done:,} of {inputs:,} input messages committed after {elapsed:.0f} s")
                     result["quarantine"] = await quarantine_reasons(settings)
                     result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
