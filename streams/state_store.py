@@ -54,12 +54,7 @@ class SharedMemoryOptions(RocksDBOptions):
 
     def as_options(self) -> rocksdict.Options:
         cache, write_buffers = _shared_memory(self.block_cache_size)
-        options = rocksdict.Options(raw_mode=True)
-        options.create_if_missing(True)
-        options.set_max_open_files(self.max_open_files)
-        options.set_write_buffer_size(self.write_buffer_size)
-        options.set_max_write_buffer_number(self.max_write_buffer_number)
-        options.set_target_file_size_base(self.target_file_size_base)
+        options = super().as_options()
         options.set_write_buffer_manager(write_buffers)
         blocks = rocksdict.BlockBasedOptions()
         blocks.set_block_cache(cache)

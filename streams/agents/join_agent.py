@@ -18,6 +18,7 @@ from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
 from streams.quarantine import SourceMessage, quarantine_record
 from streams.skip_guard import check_first_delivery
+from streams.tables import lookup
 
 
 def source_of(event: EventT) -> SourceMessage:
@@ -64,7 +65,8 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
         note_evidence_progress(pipeline, source)
     else:
         set_stream_time(pipeline, source.partition, record.scored_at_epoch)
-    state = RunState.from_dict(loads(tables.runs[run_id]) if run_id in tables.runs else None)
+    stored = lookup(tables.runs, run_id)
+    state = RunState.from_dict(loads(stored) if stored is not None else None)
     step = on_evidence if is_evidence else on_score
     new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest)
     if new_state != state:
@@ -121,7 +123,7 @@ def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
 
 def note_evidence_progress(pipeline: Pipeline, source: SourceMessage) -> None:
     key = f"evidence:{source.partition}"
-    raw = pipeline.tables.stream_time.get(key)
+    raw = lookup(pipeline.tables.stream_time, key)
     latest = max(loads(raw)["ts"], source.timestamp_ms) if raw is not None else source.timestamp_ms
     pipeline.tables.stream_time[key] = dumps({"ts": latest, "next_offset": source.offset + 1})
 
@@ -132,7 +134,7 @@ def evidence_seen_past(pipeline: Pipeline, partition: int, published_ms: int) ->
     The two input topics are consumed side by side, not in time order: scores may be read
     far ahead of their evidence (a replay does it every time). A score may only time out
     once the evidence published before it has been read, or all the evidence there is."""
-    raw = pipeline.tables.stream_time.get(f"evidence:{partition}")
+    raw = lookup(pipeline.tables.stream_time, f"evidence:{partition}")
     progress = loads(raw) if raw is not None else {"ts": -1, "next_offset": 0}
     return progress["ts"] >= published_ms or pipeline.read_to_end(
         pipeline.settings.topic("evidence"), partition, progress["next_offset"]
@@ -140,7 +142,7 @@ def evidence_seen_past(pipeline: Pipeline, partition: int, published_ms: int) ->
 
 
 def stream_time(pipeline: Pipeline, partition: int) -> float | None:
-    raw = pipeline.tables.stream_time.get(f"join:{partition}")
+    raw = lookup(pipeline.tables.stream_time, f"join:{partition}")
     return loads(raw) if raw is not None else None
 
 

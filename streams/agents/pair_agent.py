@@ -21,6 +21,7 @@ from streams.pairing import (
 )
 from streams.quarantine import SourceMessage, quarantine_record
 from streams.skip_guard import check_first_delivery
+from streams.tables import lookup
 
 TICK_KEY = b"__idle_tick__"
 LATE = "late"  # pair_run_window value of a run refused as late_arrival
@@ -63,7 +64,7 @@ def register(pipeline: Pipeline) -> None:
 
 
 def _load(pipeline: Pipeline, key: str) -> dict | None:
-    raw = pipeline.tables.pair_windows.get(key)
+    raw = lookup(pipeline.tables.pair_windows, key)
     return loads(raw) if raw is not None else None
 
 
@@ -77,7 +78,7 @@ async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
     run_id = candidate["run_id"]
     run = PairRun.from_dict(candidate["run"]) if candidate["run"] else None
     partition = event.message.partition
-    known = tables.pair_run_window.get(run_id)
+    known = lookup(tables.pair_run_window, run_id)
     known = known.decode() if known is not None else None
     if known == LATE:
         return
@@ -126,7 +127,7 @@ async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
 
 def stream_time(pipeline: Pipeline, partition: int) -> float:
     """The least watermark of all join partitions feeding this one (-inf until all spoke)."""
-    raw = pipeline.tables.stream_time.get(f"pair:{partition}")
+    raw = lookup(pipeline.tables.stream_time, f"pair:{partition}")
     marks = loads(raw) if raw is not None else {}
     sources = [marks.get(str(p)) for p in range(pipeline.settings.partitions)]
     return float("-inf") if None in sources else min(sources)
@@ -137,7 +138,7 @@ def take_watermark(pipeline: Pipeline, partition: int, mark: Watermark | None) -
     if mark is None or mark.stream_time is None:
         return False
     key = f"pair:{partition}"
-    raw = pipeline.tables.stream_time.get(key)
+    raw = lookup(pipeline.tables.stream_time, key)
     marks = loads(raw) if raw is not None else {}
     if marks.get(str(mark.partition), float("-inf")) >= mark.stream_time:
         return False
@@ -153,8 +154,9 @@ def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: f
     activity times: a sweep reads the index only when one of them says a window may be
     due, so the per-message cost does not grow with the number of open windows."""
     index, now = pipeline.tables.open_windows, time.time()
-    if key in index:
-        entry = loads(index[key])
+    raw = lookup(index, key)
+    if raw is not None:
+        entry = loads(raw)
     else:
         entry = {"partition": partition, "closes_at": closes_at}
         bounds = _bounds(pipeline, partition)
@@ -164,7 +166,7 @@ def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: f
 
 
 def _bounds(pipeline: Pipeline, partition: int) -> dict:
-    raw = pipeline.tables.stream_time.get(f"open_bounds:{partition}")
+    raw = lookup(pipeline.tables.stream_time, f"open_bounds:{partition}")
     return loads(raw) if raw is not None else {"closes_at": float("inf"), "active_at": float("inf")}
 
 
