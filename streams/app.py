@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import faust
+import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
@@ -17,7 +18,7 @@ from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
 from streams.manifest import ManifestView
 from streams.metrics import Metrics
-from streams.pending import PendingScores
+from streams.pending import PendingScores, open_index_db
 from streams.settings import DistillSettings
 from streams.tables import Tables, declare_tables
 
@@ -32,8 +33,9 @@ class Pipeline:
     metrics: Metrics = field(default_factory=Metrics)
     # Held while an event is processed, and by a transaction commit (streams/transactions.py).
     processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # In-memory views of table state, per join partition; dropped at every rebalance.
+    # Views of table state, per join partition; dropped at every rebalance.
     pending: dict[int, PendingScores] = field(default_factory=dict)
+    _index_db: rocksdict.Rdict | None = field(default=None, init=False, repr=False)
     # The watermark each join partition last broadcast to pairing (a rate limit only).
     last_broadcast: dict[int, float] = field(default_factory=dict)
     # Partitions whose first event since the last assignment was checked (streams/skip_guard.py).
@@ -52,6 +54,14 @@ class Pipeline:
         self.pending.clear()
         self.last_broadcast.clear()
         self.delivery_checked.clear()
+
+    def index_db(self) -> rocksdict.Rdict:
+        """The worker's own RocksDB for views too big for memory, opened on first use."""
+        if self._index_db is None:
+            self._index_db = open_index_db(
+                self.settings.state_dir / "pending-index", state_store.index_options(self.settings.state_memory_mib)
+            )
+        return self._index_db
 
     def read_to_end(self, topic: str, partition: int, next_offset: int) -> bool:
         """Has this worker read the partition up to its end, as of the last fetch?"""

@@ -42,6 +42,11 @@ def table_options(memory_mib: int) -> dict[str, int]:
     return {"block_cache_size": memory_mib * MIB, "write_buffer_size": 8 * MIB, "max_write_buffer_number": 2}
 
 
+def index_options(memory_mib: int) -> rocksdict.Options:
+    """Options of a database the worker keeps for itself (not a table): within the same limit."""
+    return SharedMemoryOptions(**table_options(memory_mib), use_rocksdict=True).as_options()
+
+
 @functools.cache
 def _shared_memory(limit: int) -> tuple[rocksdict.Cache, rocksdict.WriteBufferManager]:
     cache = rocksdict.Cache(limit)

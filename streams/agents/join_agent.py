@@ -112,7 +112,7 @@ def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
     """The partition's index of waiting scores, read from ``pending_joins`` once a rebalance."""
     index = pipeline.pending.get(partition)
     if index is None:
-        index = pipeline.pending[partition] = PendingScores()
+        index = pipeline.pending[partition] = PendingScores(pipeline.index_db(), partition)
         for raw_id, raw in pipeline.tables.pending_joins.items():
             entry = loads(raw)
             if entry["partition"] == partition:
