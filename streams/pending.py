@@ -18,6 +18,7 @@ remembered. Nothing of it is logged: it is rebuilt from the table anyway.
 import shutil
 import struct
 from pathlib import Path
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import rocksdict
@@ -81,6 +82,14 @@ class _Order:
     def removed(self, key: bytes) -> None:
         if self._least is not None and key == self._least[0]:
             self._least = None
+
+    def walk(self) -> Iterator[tuple[bytes, bytes]]:
+        """Keys and entries from the least on, in order (as of the start of the walk)."""
+        found = self._db.iter(self._bounded)
+        found.seek(self._floor)
+        while found.valid():
+            yield found.key(), found.value()
+            found.next()
 
     def least(self) -> tuple[bytes, bytes] | None:
         if self._least is None:
@@ -147,16 +156,25 @@ class PendingScores:
         least = self._by_published.least() if self._count else None
         return _ENTRY.unpack(least[1])[1] if least else None
 
-    def pop_due(self, now: float) -> list[Waiting]:
-        """Remove and return the entries whose deadline has passed, earliest first."""
-        due = []
-        while self._count and (least := self._by_deadline.least()) is not None:
-            waiting = Waiting(self._by_deadline.run_id(least[0]).decode(), *_ENTRY.unpack(least[1]))
-            if waiting.deadline >= now:
+    def pop_due(self, now: float, published_up_to: float = float("inf")) -> list[Waiting]:
+        """Remove and return the entries whose deadline has passed and that were published
+        up to ``published_up_to`` (ms), earliest deadline first.
+
+        With a limit, the walk is in publish order: in a backlog, scores read ahead of
+        their evidence are due by the deadline long before their evidence is read, and a
+        walk by deadline would step over all of them at every message."""
+        due: list[Waiting] = []
+        by_deadline = published_up_to == float("inf")
+        order = self._by_deadline if by_deadline else self._by_published
+        for key, entry in order.walk() if self._count else ():
+            waiting = Waiting(order.run_id(key).decode(), *_ENTRY.unpack(entry))
+            if (waiting.deadline >= now) if by_deadline else (waiting.published_ms > published_up_to):
                 break
+            if waiting.deadline < now:
+                due.append(waiting)
+        for waiting in due:
             self._remove(waiting)
-            due.append(waiting)
-        return due
+        return sorted(due, key=lambda waiting: (waiting.deadline, waiting.run_id))
 
     def _remove(self, waiting: Waiting) -> None:
         run_id = waiting.run_id.encode()

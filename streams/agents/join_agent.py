@@ -128,17 +128,18 @@ def note_evidence_progress(pipeline: Pipeline, source: SourceMessage) -> None:
     pipeline.tables.stream_time[key] = dumps({"ts": latest, "next_offset": source.offset + 1})
 
 
-def evidence_seen_past(pipeline: Pipeline, partition: int, published_ms: int) -> bool:
-    """Has the evidence of this partition been read up to what was published with a score?
+def evidence_read_up_to(pipeline: Pipeline, partition: int) -> float:
+    """Up to which publish time (ms) the evidence of this partition has been read.
 
     The two input topics are consumed side by side, not in time order: scores may be read
     far ahead of their evidence (a replay does it every time). A score may only time out
-    once the evidence published before it has been read, or all the evidence there is."""
+    once the evidence published before it has been read, or all the evidence there is
+    (then: infinity)."""
     raw = lookup(pipeline.tables.stream_time, f"evidence:{partition}")
     progress = loads(raw) if raw is not None else {"ts": -1, "next_offset": 0}
-    return progress["ts"] >= published_ms or pipeline.read_to_end(
-        pipeline.settings.topic("evidence"), partition, progress["next_offset"]
-    )
+    if pipeline.read_to_end(pipeline.settings.topic("evidence"), partition, progress["next_offset"]):
+        return float("inf")
+    return progress["ts"]
 
 
 def stream_time(pipeline: Pipeline, partition: int) -> float | None:
@@ -170,12 +171,10 @@ async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:
     earliest = index.earliest_deadline()
     if now is None or earliest is None or now <= earliest:
         return
-    if not evidence_seen_past(pipeline, partition, index.earliest_published_ms()):
+    seen_up_to = evidence_read_up_to(pipeline, partition)
+    if index.earliest_published_ms() > seen_up_to:
         return
-    for entry in index.pop_due(now):
-        if not evidence_seen_past(pipeline, partition, entry.published_ms):
-            index.add(entry)  # its evidence may still be on the way: not yet
-            continue
+    for entry in index.pop_due(now, published_up_to=seen_up_to):
         new_state, effects = on_join_timeout(RunState.from_dict(loads(pipeline.tables.runs[entry.run_id])))
         pipeline.tables.runs[entry.run_id] = dumps(new_state.to_dict())
         del pipeline.tables.pending_joins[entry.run_id]

@@ -79,17 +79,27 @@ def test_waiting_scores_take_no_python_memory(index_db):
     assert grown < 256 * 1024  # the heaps this replaced: 17.7 MiB for 50,000 waiting scores
 
 
+def test_pop_due_up_to_a_publish_time_leaves_scores_whose_evidence_may_still_come(index_db):
+    index = PendingScores(index_db, 0)
+    for n in range(100):  # a backlog: all due by stream time, evidence read up to 1040 ms
+        index.add(Waiting(f"r{n:03d}", 500.0 - n, 1000 + n))
+    due = index.pop_due(600.0, published_up_to=1040)
+    assert [w.run_id for w in due] == [f"r{n:03d}" for n in range(40, -1, -1)]  # earliest deadline first
+    assert len(index) == 59 and index.earliest_published_ms() == 1041
+
+
 operations = st.lists(st.tuples(
     st.sampled_from(["add", "discard", "pop_due"]),
     st.sampled_from(["a", "b", "c", "d", "e"]),
     st.integers(0, 50),
+    st.one_of(st.just(float("inf")), st.integers(0, 17)),
 ), max_size=200)
 
 
 @given(ops=operations)
 def test_matches_a_scan_of_what_waits(index_db, ops):
     index, model = PendingScores(index_db, 5), {}
-    for op, run_id, value in ops:
+    for op, run_id, value, published_up_to in ops:
         if op == "add":
             entry = Waiting(run_id, float(value), value * 3 % 17)
             index.add(entry)
@@ -98,8 +108,9 @@ def test_matches_a_scan_of_what_waits(index_db, ops):
             index.discard(run_id)
             model.pop(run_id, None)
         else:
-            due = sorted((e for e in model.values() if e.deadline < value), key=lambda e: (e.deadline, e.run_id))
-            assert index.pop_due(float(value)) == due
+            due = sorted((e for e in model.values() if e.deadline < value and e.published_ms <= published_up_to),
+                         key=lambda e: (e.deadline, e.run_id))
+            assert index.pop_due(float(value), published_up_to) == due
             for entry in due:
                 del model[entry.run_id]
         assert index.earliest_deadline() == min((e.deadline for e in model.values()), default=None)
