@@ -19,9 +19,9 @@ def score(run_id="run-1", category="accepted", scored_at="2026-04-20T01:00:00Z",
                                              "recorded_at": "2026-04-20T00:30:00Z"}, "scored_at": scored_at, **over}
 
 
-async def put(agent_ctx, key: str | None, value: dict | bytes) -> None:
+async def put(agent_ctx, key: str | None, value: dict | bytes, timestamp: float | None = None) -> None:
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    await agent_ctx.put(raw, key=key.encode() if key else None)
+    await agent_ctx.put(raw, key=key.encode() if key else None, timestamp=timestamp)
 
 
 async def test_score_then_evidence_emits_samples(pipeline, recorded: Recorded):
@@ -73,6 +73,20 @@ async def test_score_without_evidence_times_out_by_stream_time(pipeline, recorde
         await put(sc, "latest", score(run_id="latest", scored_at="2026-04-20T01:00:01Z"))
     records = recorded.values("quarantine")
     assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "lonely")]
+
+
+async def test_a_score_waits_for_evidence_published_in_its_own_millisecond(pipeline, recorded: Recorded, monkeypatch):
+    monkeypatch.setattr(pipeline, "read_to_end", lambda *_: False)  # more evidence is on the way
+    published = 1_800_000_000.0
+    async with pipeline.app.agents["join_evidence"].test_context() as ev, \
+            pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "waiting", score(run_id="waiting", scored_at="2026-04-20T00:00:00Z"), timestamp=published)
+        await put(ev, "other", evidence(run_id="other"), timestamp=published)  # the same millisecond
+        await put(sc, "other", score(run_id="other", scored_at="2026-04-20T02:00:00Z"), timestamp=published)
+        assert recorded.values("quarantine") == []  # past its deadline, but its evidence may be next
+        await put(ev, "next", evidence(run_id="next"), timestamp=published + 0.001)
+    records = recorded.values("quarantine")
+    assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "waiting")]
 
 
 def pairing_watermark(recorded: Recorded) -> float:
