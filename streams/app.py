@@ -12,7 +12,7 @@ import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import resume_order, state_store, transactions
+from streams import memory, resume_order, state_store, transactions
 from streams import topics as specs
 from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
@@ -130,4 +130,5 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     pair_agent.register(pipeline)
     manifest_task.register(pipeline)
     web.register(pipeline)
+    memory.register(app, settings.memory_trim_interval)
     return pipeline

@@ -17,8 +17,8 @@ remembered. Nothing of it is logged: it is rebuilt from the table anyway.
 
 import shutil
 import struct
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import rocksdict
@@ -93,12 +93,9 @@ class _Order:
 
     def least(self) -> tuple[bytes, bytes] | None:
         if self._least is None:
-            found = self._db.iter(self._bounded)
-            found.seek(self._floor)
-            if not found.valid():
-                return None
-            self._least = (found.key(), found.value())
-            self._floor = self._least[0]
+            self._least = next(self.walk(), None)
+            if self._least is not None:
+                self._floor = self._least[0]
         return self._least
 
     def run_id(self, key: bytes) -> bytes:
@@ -127,26 +124,28 @@ class PendingScores:
         entry = self._db.get(self._prefix + _RUN + run_id.encode())
         return Waiting(run_id, *_ENTRY.unpack(entry)) if entry is not None else None
 
-    def add(self, waiting: Waiting) -> None:
+    def add(self, waiting: Waiting) -> bool:
+        """Index the run's entry in place of its earlier one; False if it was there already."""
         known = self.get(waiting.run_id)
         if known == waiting:
-            return
+            return False
         if known is not None:
             self._remove(known)
-        run_id, entry = waiting.run_id.encode(), _ENTRY.pack(waiting.deadline, waiting.published_ms)
-        by_deadline = self._by_deadline.key(_sortable_float(waiting.deadline), run_id)
-        by_published = self._by_published.key(_sortable_int(waiting.published_ms), run_id)
-        self._db[self._prefix + _RUN + run_id] = entry
-        self._db[by_deadline] = entry
-        self._db[by_published] = entry
+        entry = _ENTRY.pack(waiting.deadline, waiting.published_ms)
+        run_key, by_deadline, by_published = self._keys(waiting)
+        for key in (run_key, by_deadline, by_published):
+            self._db[key] = entry
         self._by_deadline.added(by_deadline, entry)
         self._by_published.added(by_published, entry)
         self._count += 1
+        return True
 
-    def discard(self, run_id: str) -> None:
+    def discard(self, run_id: str) -> bool:
+        """Forget the run's entry; False if it had none."""
         known = self.get(run_id)
         if known is not None:
             self._remove(known)
+        return known is not None
 
     def earliest_deadline(self) -> float | None:
         least = self._by_deadline.least() if self._count else None
@@ -176,11 +175,16 @@ class PendingScores:
             self._remove(waiting)
         return sorted(due, key=lambda waiting: (waiting.deadline, waiting.run_id))
 
-    def _remove(self, waiting: Waiting) -> None:
+    def _keys(self, waiting: Waiting) -> tuple[bytes, bytes, bytes]:
+        """The run's keys: by run id, by deadline, by publish time."""
         run_id = waiting.run_id.encode()
-        by_deadline = self._by_deadline.key(_sortable_float(waiting.deadline), run_id)
-        by_published = self._by_published.key(_sortable_int(waiting.published_ms), run_id)
-        for key in (self._prefix + _RUN + run_id, by_deadline, by_published):
+        return (self._prefix + _RUN + run_id,
+                self._by_deadline.key(_sortable_float(waiting.deadline), run_id),
+                self._by_published.key(_sortable_int(waiting.published_ms), run_id))
+
+    def _remove(self, waiting: Waiting) -> None:
+        run_key, by_deadline, by_published = self._keys(waiting)
+        for key in (run_key, by_deadline, by_published):
             del self._db[key]
         self._by_deadline.removed(by_deadline)
         self._by_published.removed(by_published)

@@ -36,6 +36,7 @@ class DistillSettings(BaseSettings):
     log_level: str = "warning"
     state_memory_mib: int = Field(default=64, ge=8)  # RocksDB block cache + write buffers, all tables
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
+    memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"

@@ -99,13 +99,11 @@ def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: Sour
     if state.pending and not state.join_quarantined:
         deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
         entry = Waiting(run_id, deadline, state.score_source["timestamp_ms"])
-        if index.get(run_id) != entry:
+        if index.add(entry):
             pending[run_id] = dumps({"partition": source.partition, "deadline": deadline,
                                      "published_ms": entry.published_ms})
-            index.add(entry)
-    elif run_id in index:
+    elif index.discard(run_id):
         del pending[run_id]
-        index.discard(run_id)
 
 
 def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:

@@ -1,0 +1,48 @@
+"""Handing memory that was freed back to the system, now and then.
+
+RocksDB allocates tens of MiB for a few seconds at a time (measured: +40 to +60 MiB of
+malloc's in-use bytes for 15-20 s in each worker of a 100,000-run benchmark, at the first
+compactions of the most rewritten table) and frees them again; glibc's malloc keeps the
+freed pages, scattered between live allocations where it cannot return them by itself.
+Each such episode left the worker's RSS higher for good (100,000 runs: +80 MiB). A
+periodic ``malloc_trim(0)`` returns every whole free page to the system, so the RSS
+follows what is in use. Where the C library has no ``malloc_trim`` (not glibc), this does
+nothing.
+"""
+
+import asyncio
+import ctypes
+import ctypes.util
+
+import faust
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Return malloc's free pages to the system; False where that cannot be done."""
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
+def register(app: faust.App, interval: float) -> None:
+    """Release free memory every ``interval`` seconds (0: never).
+
+    In a thread: a trim takes up to ~40 ms with 150 MiB of arenas (measured), and the
+    event loop goes on meanwhile."""
+    if not interval:
+        return
+
+    @app.timer(interval=interval)
+    async def release_freed_memory() -> None:
+        await asyncio.to_thread(release_free_memory)
