@@ -12,14 +12,13 @@ nothing.
 
 import asyncio
 import ctypes
-import ctypes.util
 
 import faust
 
 
 def _malloc_trim():
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL(None).malloc_trim  # the C library this process runs on
     except (OSError, AttributeError):
         return None
 
