@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+from aiokafka.partitioner import murmur2  # noqa: E402
 
 from streams import kafka_io  # noqa: E402
 from streams.preflight import check_connection  # noqa: E402
@@ -613,7 +614,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 if args.latency_seconds > 0:
                     rate = max(1.0, result["runs_per_s"] / 2)
                     result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end,
-                                                      workers)
+                                                      workers, args.latency_samples)
             final = workers.status()
             result["peak_rss_mib"] = final["VmHWM"] / 1024
             result["peak_rss_all_workers_mib"] = final["VmHWM_sum"] / 1024
@@ -624,18 +625,36 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
 # --- 4. latency -----------------------------------------------------------------------------
 
 
+def write_latency_samples(path: Path, published: dict[bytes, float], arrived: dict[bytes, float],
+                          run_keys: dict[bytes, bytes], partitions: int) -> None:
+    """One JSON line per sample: when its score was published (epoch s), the milliseconds to
+    its sample (null: never came) and the input partition of its run. A tail that belongs to
+    one partition points at one worker, a tail over both at the whole machine."""
+    offset = time.time() - time.monotonic()
+    with path.open("wb") as out:
+        for sample, at in published.items():
+            late = arrived.get(sample)
+            out.write(orjson.dumps({
+                "published": round(at + offset, 4), "ms": None if late is None else round((late - at) * 1000, 2),
+                "partition": (murmur2(run_keys[sample]) & 0x7FFFFFFF) % partitions,
+            }) + b"\n")
+
+
 async def latency(settings: DistillSettings, rate: float, seconds: float, after: int,
-                  workers: Workers) -> dict:
+                  workers: Workers, samples_path: Path | None = None) -> dict:
     """Publish runs at ``rate`` runs/s; time each score's publish to its SFT/RAG sample."""
     n = max(1, int(rate * seconds))
     runs = Runs(n, seed=SEED + 1, id_prefix="lat", start=after + 60, span=max(60, int(seconds)))
-    reader = plain_consumer(settings, isolation_level="read_committed")
+    # aiokafka's default lets the broker hold a fetch 500 ms, which this probe would add to
+    # the latency it measures (see streams/fetch_wait.py).
+    reader = plain_consumer(settings, isolation_level="read_committed", fetch_max_wait_ms=20)
     producer = AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=0, acks="all",
                                 max_request_size=4 * 1024 * 1024)
     await reader.start()
     await producer.start()
     published: dict[bytes, float] = {}
     arrived: dict[bytes, float] = {}
+    run_keys: dict[bytes, bytes] = {}
     stop = asyncio.Event()
 
     async def consume() -> None:
@@ -664,7 +683,8 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
             at = time.monotonic()
             await producer.send(settings.topic("scored-runs"), run.score, key=run.key)
             if wanted:
-                published[sample_id(wanted, run.run_id)] = at
+                sample = sample_id(wanted, run.run_id)
+                published[sample], run_keys[sample] = at, run.key
         sent_for = time.monotonic() - t0
         await producer.flush()
         wait_until = time.monotonic() + 60
@@ -677,6 +697,8 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
         await producer.stop()
         await reader.stop()
     delays = [(arrived[k] - t) * 1000 for k, t in published.items() if k in arrived]
+    if samples_path is not None:
+        write_latency_samples(samples_path, published, arrived, run_keys, settings.partitions)
     # In publish order: rising from quarter to quarter means the rate is more than the worker carries.
     quarters = [delays[len(delays) * q // 4:len(delays) * (q + 1) // 4] for q in range(4)]
     return {
@@ -866,6 +888,8 @@ def main() -> None:
                              "(default %(default)s)")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
                         help="duration of the fixed-rate latency phase; 0 skips it (default %(default)s)")
+    parser.add_argument("--latency-samples", type=Path, metavar="FILE",
+                        help="write each latency sample to FILE (JSON lines: publish time, ms, input partition)")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="stop the pipeline phase after this many seconds of processing and report the "
                              "rate so far (default %(default)s)")

@@ -12,7 +12,7 @@ import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import memory, resume_order, state_store, transactions
+from streams import fetch_wait, memory, resume_order, state_store, transactions
 from streams import topics as specs
 from streams.firewall import GateOptions
 from streams.kafka_io import faust_credentials
@@ -120,6 +120,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         manifest=ManifestView(settings),
     )
     resume_order.install()
+    fetch_wait.install(app, settings.fetch_max_wait)
     app.on_partitions_revoked.connect(pipeline.forget_derived_state)
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":

@@ -1,8 +1,9 @@
 """Handing memory that was freed back to the system, now and then.
 
-RocksDB allocates tens of MiB for a few seconds at a time (measured: +40 to +60 MiB of
-malloc's in-use bytes for 15-20 s in each worker of a 100,000-run benchmark, at the first
-compactions of the most rewritten table) and frees them again; glibc's malloc keeps the
+A worker allocates tens of MiB for a few seconds at a time and frees them again
+(measured: +40 to +75 MiB of malloc's in-use bytes for 15-90 s, in both workers of a
+benchmark at once, during a commit stall: ~25 MiB as a RocksDB compaction runs, the rest in
+Faust's producer buffer, ~12,000 messages waiting to be sent); glibc's malloc keeps the
 freed pages, scattered between live allocations where it cannot return them by itself.
 Each such episode left the worker's RSS higher for good (100,000 runs: +80 MiB). A
 periodic ``malloc_trim(0)`` returns every whole free page to the system, so the RSS

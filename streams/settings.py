@@ -37,6 +37,7 @@ class DistillSettings(BaseSettings):
     state_memory_mib: int = Field(default=64, ge=8)  # RocksDB block cache + write buffers, all tables
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
     memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
+    fetch_max_wait: float = Field(default=0.1, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/fetch_wait.py)
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
