@@ -258,20 +258,6 @@ async def create_topics(settings: DistillSettings, names: list[str], partitions:
         await admin.close()
 
 
-async def delete_prefixed(settings: DistillSettings) -> list[str]:
-    """Every topic of this benchmark: the prefix's, and the worker's internal ones (app id)."""
-    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics()
-                  if t.startswith(settings.topic_prefix) or t.startswith(settings.application_id + "-")]
-        if doomed:
-            await admin.delete_topics(doomed)
-        return doomed
-    finally:
-        await admin.close()
-
-
 async def partitions_of(client: AIOKafkaConsumer, names: list[str]) -> list[TopicPartition]:
     tps = []
     for name in names:
@@ -774,7 +760,7 @@ async def benchmark(args) -> dict:
             log(f"topics kept: DISTILL_TOPIC_PREFIX={settings.topic_prefix} (delete them when done)")
         else:
             with contextlib.suppress(Exception):
-                deleted = await delete_prefixed(settings)
+                deleted = await kafka_io.delete_prefixed(settings)
                 log(f"deleted {len(deleted)} topics of {settings.topic_prefix} / {settings.application_id}")
         if args.keep_state or failed:
             log(f"worker state and log kept in {work}")

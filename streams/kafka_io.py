@@ -110,6 +110,20 @@ async def delete_topics(settings: DistillSettings, names: list[str]) -> None:
         await admin.close()
 
 
+async def delete_prefixed(settings: DistillSettings) -> list[str]:
+    """Delete every topic of this prefix and of its application id (changelogs, Faust's own)."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics()
+                  if t.startswith(settings.topic_prefix) or t.startswith(settings.application_id + "-")]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
     present = set(await admin.list_topics())
     wanted = [n for n in names if n in present]

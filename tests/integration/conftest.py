@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams import kafka_io
 from streams.export import export
 from streams.ingest import publish_files
 from streams.localkafka.broker import LocalKafka
@@ -29,8 +30,11 @@ def broker() -> str:
 
 
 @pytest.fixture
-def make_settings(broker, tmp_path, request):
-    """Settings with a prefix, app id and state folder of this test alone."""
+async def make_settings(broker, tmp_path, request):
+    """Settings with a prefix, app id and state folder of this test alone; the test's topics
+    are deleted after it. (Left on the shared broker, every run of the suite added ~1,000
+    partitions: at 9,652 its 512 MiB heap was 93% full and it spent a core on GC every ~4 s.)"""
+    made: list[DistillSettings] = []
 
     def make(**overrides) -> DistillSettings:
         tag = f"{request.node.name[:30]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
@@ -38,9 +42,12 @@ def make_settings(broker, tmp_path, request):
             bootstrap=broker, topic_prefix=f"it.{tag}.", data_dir=tmp_path / tag, web_enabled=False,
             pair_idle_close=2.0, processing_guarantee=GUARANTEE, log_level="info",
         )
-        return DistillSettings(**(defaults | overrides))
+        made.append(DistillSettings(**(defaults | overrides)))
+        return made[-1]
 
-    return make
+    yield make
+    for settings in made:
+        await kafka_io.delete_prefixed(settings)
 
 
 @asynccontextmanager
