@@ -112,6 +112,9 @@ async def delete_topics(settings: DistillSettings, names: list[str]) -> None:
 
 async def delete_prefixed(settings: DistillSettings) -> list[str]:
     """Delete every topic of this prefix and of its application id (changelogs, Faust's own)."""
+    if not settings.topic_prefix:
+        raise ValueError("DISTILL_TOPIC_PREFIX is empty: every topic of the cluster has that prefix; "
+                         "set the prefix whose topics are to go")
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
