@@ -15,6 +15,7 @@ from faust.types import TP
 from streams import fetch_wait, memory, resume_order, state_store, transactions
 from streams import topics as specs
 from streams.firewall import GateOptions
+from streams.health import Progress
 from streams.kafka_io import faust_credentials
 from streams.manifest import ManifestView
 from streams.metrics import Metrics
@@ -31,6 +32,7 @@ class Pipeline:
     tables: Tables
     manifest: ManifestView
     metrics: Metrics = field(default_factory=Metrics)
+    progress: Progress = field(default_factory=Progress)
     # Held while an event is processed, and by a transaction commit (streams/transactions.py).
     processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Views of table state, per join partition; dropped at every rebalance.
@@ -125,11 +127,12 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":
         transactions.install(app, pipeline.processing_lock)
-    from streams.agents import join_agent, manifest_task, pair_agent, web
+    from streams.agents import join_agent, manifest_task, pair_agent, watchdog, web
 
     join_agent.register(pipeline)
     pair_agent.register(pipeline)
     manifest_task.register(pipeline)
     web.register(pipeline)
+    watchdog.register(pipeline)
     memory.register(app, settings.memory_trim_interval)
     return pipeline

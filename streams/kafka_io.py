@@ -274,8 +274,10 @@ async def group_has_members(settings: DistillSettings, group: str) -> bool:
 
 
 async def unconsumed(settings: DistillSettings, group: str, names: list[str],
-                     ends: dict[TopicPartition, int] | None = None) -> dict[TopicPartition, int]:
-    """Messages a group has not committed yet, per partition (partitions with none left out).
+                     ends: dict[TopicPartition, int] | None = None,
+                     skip_key: bytes | None = None) -> dict[TopicPartition, int]:
+    """Messages a group has not committed yet, per partition (partitions with none left out);
+    messages keyed ``skip_key`` do not count.
 
     A committed offset short of the end is not always lag: a transactional producer's
     commit marker takes the last offset, and no consumer ever commits past it. So the
@@ -298,7 +300,7 @@ async def unconsumed(settings: DistillSettings, group: str, names: list[str],
         while todo and asyncio.get_running_loop().time() < deadline:
             batch = await reader.getmany(*todo, timeout_ms=200)
             for tp, messages in batch.items():
-                counts[tp] += sum(1 for m in messages if m.offset < todo[tp][1])
+                counts[tp] += sum(1 for m in messages if m.offset < todo[tp][1] and (skip_key is None or m.key != skip_key))
             for tp in list(todo):
                 stable = reader.last_stable_offset(tp)
                 position = await reader.position(tp)

@@ -82,6 +82,13 @@ def window_closes_at(start: float, pair_window: float, pair_grace: float) -> flo
     return start + pair_window + pair_grace
 
 
+def least_watermark(marks: dict[str, float], partitions: int) -> float:
+    """A pair partition's stream time: the least watermark of the join partitions feeding
+    it (``marks``: source partition, as a string, -> watermark), -inf until all spoke."""
+    sources = [marks.get(str(p)) for p in range(partitions)]
+    return float("-inf") if None in sources else min(sources)
+
+
 def is_window_due(start: float, pair_window: float, pair_grace: float, stream_time: float) -> bool:
     """True when stream time has passed the window's end plus grace."""
     return stream_time > window_closes_at(start, pair_window, pair_grace)

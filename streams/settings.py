@@ -38,6 +38,8 @@ class DistillSettings(BaseSettings):
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
     memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
     fetch_max_wait: float = Field(default=0.1, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/fetch_wait.py)
+    stall_timeout: float = Field(default=300.0, gt=0)  # work waiting and nothing moving this long: /health fails (streams/health.py)
+    stall_restart: bool = True  # a stalled worker also restarts itself, as a liveness probe would restart its pod
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
@@ -51,6 +53,11 @@ class DistillSettings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def pair_tick_interval(self) -> float:
+        """How often each pair partition is asked whether it idled."""
+        return max(0.5, self.pair_idle_close / 4)
 
     @property
     def state_dir(self) -> Path:

@@ -4,12 +4,15 @@ Two independent sources are compared: what the worker's state says each run's ou
 is, and what the output topics actually hold. The books balance only when they agree.
 """
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, loads
 from streams import kafka_io
+from streams.health import Limits, OpenWindow, windows_past_close
+from streams.pairing import least_watermark
 from streams.settings import DistillSettings
 from streams.tables import changelog_topic
 
@@ -30,6 +33,7 @@ class Stats:
     closed_windows: int = 0
     insufficient_pair_tasks: int = 0
     consumer_lag: int = 0
+    windows_past_close: list[str] = field(default_factory=list)  # open, though they should have closed
     checks: dict[str, bool] = field(default_factory=dict)
 
     @property
@@ -104,6 +108,7 @@ async def collect(settings: DistillSettings) -> Stats:
     stats.open_windows = len(windows) - stats.closed_windows
     stats.insufficient_pair_tasks = sum(w["insufficient"] for w in windows if w["window"]["closed"])
     stats.consumer_lag = await consumer_lag(settings)
+    stats.windows_past_close = await overdue_windows(settings)
 
     stats.checks = {
         "valid scores = joined + pending + timed out at join": stats.valid_scores
@@ -123,3 +128,26 @@ async def consumer_lag(settings: DistillSettings) -> int:
     """Messages of the worker's input (and internal) topics not yet committed by its group."""
     names = [settings.topic(n) for n in ("evidence", "scored-runs", "pair-candidates")]
     return sum((await kafka_io.unconsumed(settings, settings.application_id, names)).values())
+
+
+
+async def overdue_windows(settings: DistillSettings) -> list[str]:
+    """Open pair windows past their close time: a worker that stopped closing them.
+
+    Idleness counts only where the worker has read every candidate (its idle ticks aside):
+    while a backlog flows, windows close by stream time alone."""
+    candidates = settings.topic("pair-candidates")
+    from streams.agents.pair_agent import TICK_KEY  # the worker's idle ticks are no work for it
+
+    waiting = await kafka_io.unconsumed(settings, settings.application_id, [candidates], skip_key=TICK_KEY)
+    caught_up = set(range(settings.partitions)) - {tp.partition for tp in waiting}
+    stream_times = {
+        int(key.decode().split(":")[1]): least_watermark(loads(raw), settings.partitions)
+        for key, raw in (await _table(settings, "stream_time")).items() if key.startswith(b"pair:")
+    }
+    windows = [
+        (entry["partition"], OpenWindow(key.decode(), entry["closes_at"], entry["active_at"]))
+        for key, entry in ((k, loads(v)) for k, v in (await _table(settings, "open_windows")).items())
+    ]
+    limits = Limits(settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval)
+    return windows_past_close(windows, stream_times, caught_up, time.time(), limits)

@@ -17,10 +17,10 @@ from streams.state_store import table_options
 class Tables:
     runs: faust.Table  # run_id -> RunState
     pending_joins: faust.Table  # run_id -> {"partition", "deadline"} while a score waits for evidence
-    stream_time: faust.Table  # "join:{partition}" / "pair:{partition}" -> latest scored_at (epoch s)
+    stream_time: faust.Table  # "join:{p}" / "pair:{p}" / "evidence:{p}" / "open_bounds:{p}" -> a partition's clocks
     pair_windows: faust.Table  # "{task_id}|{window start}" -> PairWindow
     pair_run_window: faust.Table  # run_id -> key of the window holding the run
-    open_windows: faust.Table  # "pair:{partition}" -> {window key: [closes_at, last activity]}
+    open_windows: faust.Table  # window key -> {"partition", "closes_at", "active_at"} while it is open
 
 
 TABLE_NAMES = ("runs", "pending_joins", "stream_time", "pair_windows", "pair_run_window", "open_windows")

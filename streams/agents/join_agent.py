@@ -44,6 +44,7 @@ def _register_join(pipeline: Pipeline, name: str, topic: str, is_evidence: bool)
                 await check_first_delivery(pipeline, event)
                 await handle(pipeline, event, is_evidence=is_evidence)
             pipeline.metrics.processed(event.message.timestamp)
+            pipeline.progress.processed(event.message.tp, event.message.offset)
 
 
 async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:

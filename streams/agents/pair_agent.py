@@ -17,7 +17,7 @@ from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects,
 from streams.app import Pipeline
 from streams.join import Publish
 from streams.pairing import (
-    PairRejection, PairRun, PairWindow, admit, close, rescore_closed, window_closes_at, window_start, withdraw,
+    PairRejection, PairRun, PairWindow, admit, close, least_watermark, rescore_closed, window_closes_at, window_start, withdraw,
 )
 from streams.quarantine import SourceMessage, quarantine_record
 from streams.skip_guard import check_first_delivery
@@ -28,12 +28,8 @@ LATE = "late"  # pair_run_window value of a run refused as late_arrival
 
 
 def register(pipeline: Pipeline) -> None:
-    app = pipeline.app
+    app, progress = pipeline.app, pipeline.progress
     candidates = pipeline.topics["pair-candidates"]
-
-    # Wall-clock time each pair partition last received anything but a tick. Idleness is
-    # the stream's, not one window's: while a backlog flows, windows close by stream time only.
-    last_input: dict[int, float] = {}
 
     @app.agent(candidates, name="pair", supervisor_strategy=CrashingSupervisor)
     async def pair(stream):
@@ -41,26 +37,31 @@ def register(pipeline: Pipeline) -> None:
             async with pipeline.processing_lock:
                 await check_first_delivery(pipeline, event)
                 await on_message(event)
+            progress.processed(event.message.tp, event.message.offset)
 
     async def on_message(event: EventT) -> None:
         partition = event.message.partition
         if event.message.key == TICK_KEY:
+            progress.tick_read_at[partition] = time.monotonic()
             now = loads(event.message.value)
-            if now - last_input.setdefault(partition, now) >= pipeline.settings.pair_idle_close:
+            # Idleness is the stream's, not one window's: while a backlog flows, windows close
+            # by stream time only. A partition first heard of now starts being quiet now.
+            if now - progress.quiet_since.setdefault(partition, now) >= pipeline.settings.pair_idle_close:
                 await close_idle_windows(pipeline, partition, now)
             return
-        last_input[partition] = time.time()
+        progress.quiet_since[partition] = time.time()
         moved = take_watermark(pipeline, partition, Watermark.from_headers(event.message.headers))
         if event.message.key != WATERMARK_KEY:
             await handle_candidate(pipeline, event)
         if moved:
             await close_due_windows(pipeline, partition)
 
-    @app.timer(interval=max(0.5, pipeline.settings.pair_idle_close / 4))
+    @app.timer(interval=pipeline.settings.pair_tick_interval)
     async def idle_tick() -> None:
         """Idleness is wall-clock time, but state may only change inside the stream: ask it."""
         for partition in range(pipeline.settings.partitions):
             await publish(pipeline, "pair-candidates", TICK_KEY, dumps(time.time()), partition=partition)
+        progress.tick_sent_at = time.monotonic()
 
 
 def _load(pipeline: Pipeline, key: str) -> dict | None:
@@ -128,9 +129,7 @@ async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
 def stream_time(pipeline: Pipeline, partition: int) -> float:
     """The least watermark of all join partitions feeding this one (-inf until all spoke)."""
     raw = lookup(pipeline.tables.stream_time, f"pair:{partition}")
-    marks = loads(raw) if raw is not None else {}
-    sources = [marks.get(str(p)) for p in range(pipeline.settings.partitions)]
-    return float("-inf") if None in sources else min(sources)
+    return least_watermark(loads(raw) if raw is not None else {}, pipeline.settings.partitions)
 
 
 def take_watermark(pipeline: Pipeline, partition: int, mark: Watermark | None) -> bool:
@@ -186,9 +185,13 @@ async def close_due_windows(pipeline: Pipeline, partition: int) -> None:
 
 
 async def close_idle_windows(pipeline: Pipeline, partition: int, now: float) -> None:
-    idle = pipeline.settings.pair_idle_close
-    if now - _bounds(pipeline, partition)["active_at"] >= idle:
-        await _sweep(pipeline, partition, lambda entry: now - entry["active_at"] >= idle)
+    """Close what idled on a quiet partition, and what its stream time passed.
+
+    This sweep reads the whole index, not the bounds: a tick comes once a tick interval,
+    and if the bounds were ever wrong (too late), the windows of a quiet partition would
+    otherwise stay open for good, with nothing to say so."""
+    idle, passed = pipeline.settings.pair_idle_close, stream_time(pipeline, partition)
+    await _sweep(pipeline, partition, lambda entry: now - entry["active_at"] >= idle or passed > entry["closes_at"])
 
 
 async def _sweep(pipeline: Pipeline, partition: int, is_due) -> None:

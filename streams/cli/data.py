@@ -145,6 +145,12 @@ def stats_table(stats: Stats) -> Table:
     for stage, reasons in stats.quarantine_by_stage_reason.items():
         for reason, count in reasons.items():
             table.add_row(f"quarantine records: {stage} / {reason}", str(count))
+    if stats.windows_past_close:
+        table.add_row(
+            "[bold yellow]warning: pair windows open past their close (a stalled worker? see its /health)[/]",
+            f"[bold yellow]{len(stats.windows_past_close)}[/]",
+        )
+        table.add_row(f"  e.g. {stats.windows_past_close[0]}", "")
     for check, ok in stats.checks.items():
         table.add_row(f"check: {check}", "[green]ok[/]" if ok else "[red]FAILS[/]")
     table.add_row("[bold]books balance[/]", "[bold green]yes[/]" if stats.balanced else "[bold red]NO[/]")

@@ -10,70 +10,10 @@ from streams import kafka_io
 from streams.wait import wait_caught_up
 from streams.worker import child_worker
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
-from tests.integration.runs import rescores, synthetic_runs
+from tests.integration.failover import COMPARED, comparable, message_counts, reference_run, then_rescore, until_producing
+from tests.integration.runs import synthetic_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-OUTPUTS = ("rag-samples", "sft-samples", "preference-pairs", "quarantine")
-# Idleness is wall-clock time: a window must not close by it during the pause of a kill, a
-# rebalance or a broker restart (ticks sent then are read after it), or the disturbed run
-# would pair differently from the reference. Here it only closes the last windows. Two
-# rebalances with their restores took ~50 s in the two-worker test: 45 s was too short.
-COMPARED = dict(session_timeout=8, pair_idle_close=120)
-
-
-async def message_counts(settings) -> dict[str, int]:
-    """Committed messages on each output topic: a duplicate would show as one more."""
-    counts = {}
-    for name in OUTPUTS:
-        counts[name] = sum([1 async for _ in kafka_io.read_topic(settings, settings.topic(name))])
-    return counts
-
-
-def comparable(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """Export rows without what differs between two ingests of the same lines under two
-    prefixes: the source topic's name and the message timestamp of a quarantine record."""
-    def strip(record: dict) -> dict:
-        if "source" not in record:
-            return record
-        return {**record, "source": {**record["source"], "topic": None}, "recorded_at": None}
-    return {kind: [strip(r) for r in records] for kind, records in rows.items()}
-
-
-async def progress(settings) -> int:
-    return (await message_counts(settings))["sft-samples"]
-
-
-async def until_producing(settings, process) -> None:
-    """Until the SFT output grows, while ``process`` lives."""
-    before = await progress(settings)
-    while await progress(settings) == before:
-        assert process.poll() is None
-        await asyncio.sleep(0.2)
-
-
-async def reference_run(make_settings, tmp_path, runs: int, rescored: int = 0, **overrides):
-    """An undisturbed run; the same partitions as the disturbed one, since quarantine
-    records name their source partition and offset. With ``rescored``, a run of each of the
-    first tasks is scored again once everything settled (``then_rescore``)."""
-    settings = make_settings(**COMPARED, **overrides)
-    evidence, scores = synthetic_runs(runs)
-    files = (write_jsonl(tmp_path / "e.jsonl", evidence), write_jsonl(tmp_path / "s.jsonl", scores),
-             write_jsonl(tmp_path / "rescores.jsonl", rescores(scores, rescored)))
-    await ingest(settings, [files[0]], [files[1]])
-    async with running_worker(settings):
-        if rescored:
-            await then_rescore(settings, files[2])
-        rows = await settle_and_export(settings, timeout=600)
-    return files, rows, await message_counts(settings)
-
-
-async def then_rescore(settings, rescores_file) -> None:
-    """Once all is settled, re-score runs joined long before: each needs its run's state, so a
-    worker that lost any in a rebalance answers differently from the reference."""
-    await wait_caught_up(settings, 600)
-    await ingest(settings, [], [rescores_file])
-
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settings, tmp_path):
     files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000)

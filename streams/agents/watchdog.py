@@ -1,0 +1,120 @@
+"""``GET /health`` and the watchdog timer: a worker that holds work and stops moving says so.
+
+The verdict (``streams.health``) is taken from what the worker already has in memory
+(the consumer's positions, the agents' progress) and from the open-window index of the
+pair partitions it holds: no request to Kafka. While a rebalance runs (the tables are being
+restored) the worker counts as moving. The Kubernetes liveness probe reads ``/health``
+(``deploy/worker.yaml``): a 503 restarts the pod.
+"""
+
+import logging
+import time
+
+from aiokafka import TopicPartition
+from faust.exceptions import ConsumerNotStarted
+from faust.web import Request, Response, View
+
+from schemas.codec import loads
+from streams.agents.pair_agent import stream_time
+from streams.app import Pipeline
+from streams.health import InputView, Limits, OpenWindow, PairView, StallDetector, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class StalledWorker(RuntimeError):
+    """The worker holds work and nothing moved for DISTILL_STALL_TIMEOUT; it starts over."""
+
+CONSUMED = ("evidence", "scored-runs", "pair-candidates")
+
+
+def register(pipeline: Pipeline) -> None:
+    app, settings = pipeline.app, pipeline.settings
+    detector = StallDetector(Limits(settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval))
+    app.on_rebalance_complete.connect(pipeline.progress.resumed)
+    reported: list[Verdict] = []  # the verdict last logged
+
+    def verdict() -> Verdict:
+        if app.rebalancing:
+            return Verdict(True, [])
+        return detector.check(input_views(pipeline), pair_views(pipeline), time.monotonic(), time.time())
+
+    @app.page("/health", name="health")
+    async def health(self: View, request: Request) -> Response:
+        current = verdict()
+        return self.json({**current.to_dict(), **details(pipeline)}, status=200 if current.healthy else 503)
+
+    @app.timer(interval=max(1.0, settings.stall_timeout / 4))
+    async def watch_progress() -> None:
+        current = verdict()
+        if not current.healthy and (not reported or reported[-1].reasons != current.reasons):
+            log.warning(
+                "worker stalled: %s\nstate: %s\nagents:\n%s", "; ".join(current.reasons), details(pipeline),
+                app.agents.human_tracebacks(),
+            )
+        elif current.healthy and reported and not reported[-1].healthy:
+            log.warning("worker moving again")
+        reported[:] = [current]
+        if not current.healthy and settings.stall_restart:
+            # Same process id and settings (streams.worker): the state comes back from the changelogs.
+            pipeline.restart_reason = StalledWorker(f"worker stalled, restarting: {'; '.join(current.reasons)}")
+            raise pipeline.restart_reason
+
+
+def _aiokafka(pipeline: Pipeline):
+    return pipeline.app.consumer._thread._ensure_consumer()
+
+
+def input_views(pipeline: Pipeline) -> list[InputView]:
+    app, progress = pipeline.app, pipeline.progress
+    names = {pipeline.topics[name].get_topic_name() for name in CONSUMED}
+    try:
+        assignment = [tp for tp in app.consumer.assignment() if tp.topic in names]
+        client = _aiokafka(pipeline)
+    except ConsumerNotStarted:
+        return []
+    now, views = time.monotonic(), []
+    for tp in sorted(assignment):
+        try:
+            state = client._subscription.subscription.assignment.state_value(TopicPartition(tp.topic, tp.partition))
+        except (AttributeError, KeyError):
+            continue  # the assignment is changing under us: no figure this time
+        if state is None:
+            continue
+        views.append(InputView(
+            tp.topic, tp.partition, fetched_to=state.position, stable_end=state.lso,
+            delivered=app.consumer._read_offset.get(tp), processed_to=progress.next_offset.get(tp),
+            quiet_for=now - max(progress.moved_at.get(tp, 0.0), progress.resumed_at),
+        ))
+    return views
+
+
+def pair_views(pipeline: Pipeline) -> list[PairView]:
+    app, progress = pipeline.app, pipeline.progress
+    name = pipeline.topics["pair-candidates"].get_topic_name()
+    try:
+        held = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
+    except ConsumerNotStarted:
+        return []
+    windows: dict[int, list[OpenWindow]] = {p: [] for p in held}
+    for raw_key, raw in pipeline.tables.open_windows.items():
+        entry = loads(raw)
+        if entry["partition"] in windows:
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            windows[entry["partition"]].append(OpenWindow(key, entry["closes_at"], entry["active_at"]))
+    return [
+        PairView(p, windows[p], stream_time(pipeline, p), progress.quiet_since.get(p, progress.resumed_wall))
+        for p in held
+    ]
+
+
+def details(pipeline: Pipeline) -> dict:
+    """What a person looking at a stalled worker wants to know next (logged and served)."""
+    app, progress, now = pipeline.app, pipeline.progress, time.monotonic()
+    return {
+        "rebalancing": bool(app.rebalancing),
+        "processing_lock_held": pipeline.processing_lock.locked(),
+        "flow_active": app.flow_control.is_active(),
+        "idle_tick_sent_s_ago": None if progress.tick_sent_at is None else round(now - progress.tick_sent_at, 1),
+        "idle_tick_read_s_ago": {p: round(now - t, 1) for p, t in sorted(progress.tick_read_at.items())},
+    }

@@ -1,0 +1,154 @@
+"""Is the worker moving? The verdict behind ``GET /health``, without I/O.
+
+Faust's agents, timers and consumer can stop after a rebalance without an error (a
+survivor of a killed worker once left 278 pair windows open for good, idle in ``select``),
+so a worker watches its own progress: it is *stalled* when it holds work and nothing
+moved for ``DISTILL_STALL_TIMEOUT`` seconds. Work, here, is either of:
+
+- input on a held partition that is not processed: not fetched up to the last stable
+  offset, or delivered to an agent and not processed;
+- open pair windows past their close: idle past ``DISTILL_PAIR_IDLE_CLOSE`` (plus a tick)
+  on a partition that is quiet, or passed by the partition's stream time.
+
+``streams.agents.watchdog`` gathers the views from the running app and serves the verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from faust.types import TP
+
+
+@dataclass
+class Progress:
+    """When the agents last moved, in memory: one dict write an event."""
+
+    next_offset: dict[TP, int] = field(default_factory=dict)  # after the last event processed
+    moved_at: dict[TP, float] = field(default_factory=dict)  # monotonic time of that event
+    resumed_at: float = field(default_factory=time.monotonic)  # start, or the last rebalance's end
+    resumed_wall: float = field(default_factory=time.time)
+    quiet_since: dict[int, float] = field(default_factory=dict)  # pair partition -> last non-tick message (wall)
+    tick_read_at: dict[int, float] = field(default_factory=dict)  # pair partition -> last tick read (monotonic)
+    tick_sent_at: float | None = None  # monotonic
+
+    def processed(self, tp: TP, offset: int) -> None:
+        self.next_offset[tp] = offset + 1
+        self.moved_at[tp] = time.monotonic()
+
+    def resumed(self, *_args, **_kwargs) -> None:
+        """A rebalance ended: offsets start over from the committed ones, clocks from now."""
+        self.next_offset.clear()
+        self.resumed_at, self.resumed_wall = time.monotonic(), time.time()
+
+
+@dataclass(frozen=True)
+class InputView:
+    """One consumed partition this worker holds, as its consumer and agents see it."""
+
+    topic: str
+    partition: int
+    fetched_to: int | None  # the consumer's position (next offset it will fetch)
+    stable_end: int | None  # the last stable offset, as of the last fetch
+    delivered: int | None  # offset of the last message handed to an agent
+    processed_to: int | None  # next offset after the last event an agent finished
+    quiet_for: float  # seconds since an agent last finished an event of it (or since the rebalance)
+
+    @property
+    def waiting(self) -> bool:
+        not_fetched = self.fetched_to is not None and self.stable_end is not None and self.fetched_to < self.stable_end
+        not_processed = self.delivered is not None and (self.processed_to is None or self.delivered >= self.processed_to)
+        return not_fetched or not_processed
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    key: str
+    closes_at: float  # stream time past which it closes
+    active_at: float  # wall-clock time it last took a run
+
+
+@dataclass(frozen=True)
+class PairView:
+    """One pair partition this worker holds: its open windows and its clocks."""
+
+    partition: int
+    windows: list[OpenWindow]
+    stream_time: float
+    quiet_since: float  # wall-clock time of its last message other than an idle tick
+
+
+@dataclass(frozen=True)
+class Limits:
+    stall_timeout: float
+    pair_idle_close: float
+    tick_interval: float
+
+
+@dataclass
+class Verdict:
+    healthy: bool
+    reasons: list[str]
+
+    def to_dict(self) -> dict:
+        return {"healthy": self.healthy, "reasons": self.reasons}
+
+
+@dataclass
+class StallDetector:
+    """Decides from views taken now; remembers since when a partition had windows due by
+    stream time (closing them is part of the event that moves stream time, so a window
+    still open past its close a whole stall timeout later is stuck)."""
+
+    limits: Limits
+    due_since: dict[int, float] = field(default_factory=dict)
+
+    def check(self, inputs: list[InputView], pairs: list[PairView], now: float, wall_now: float) -> Verdict:
+        limits, reasons = self.limits, []
+        for view in inputs:
+            if view.waiting and view.quiet_for > limits.stall_timeout:
+                reasons.append(
+                    f"{view.topic}[{view.partition}]: input waits (fetched to {view.fetched_to} of "
+                    f"{view.stable_end}, last delivered {view.delivered}, processed to {view.processed_to}) "
+                    f"and nothing was processed there for {view.quiet_for:.0f} s"
+                )
+        overdue_after = limits.pair_idle_close + limits.tick_interval + limits.stall_timeout
+        for view in pairs:
+            idle = [w for w in view.windows if wall_now - max(w.active_at, view.quiet_since) > overdue_after]
+            if idle:
+                oldest = wall_now - min(max(w.active_at, view.quiet_since) for w in idle)
+                reasons.append(
+                    f"pair partition {view.partition}: {len(idle)} windows open past their idle close "
+                    f"(idle {oldest:.0f} s; they close {limits.pair_idle_close:.0f} s after their last run, "
+                    f"DISTILL_PAIR_IDLE_CLOSE), e.g. {idle[0].key!r}"
+                )
+            due = [w for w in view.windows if view.stream_time > w.closes_at]
+            if not due:
+                self.due_since.pop(view.partition, None)
+                continue
+            since = self.due_since.setdefault(view.partition, now)
+            if now - since > limits.stall_timeout:
+                reasons.append(
+                    f"pair partition {view.partition}: {len(due)} windows passed by stream time "
+                    f"and still open after {now - since:.0f} s, e.g. {due[0].key!r}"
+                )
+        held = {view.partition for view in pairs}
+        for partition in [p for p in self.due_since if p not in held]:
+            del self.due_since[partition]
+        return Verdict(not reasons, reasons)
+
+
+def windows_past_close(
+    windows: list[tuple[int, OpenWindow]], stream_times: dict[int, float], caught_up: set[int],
+    wall_now: float, limits: Limits,
+) -> list[str]:
+    """Keys of open windows that should have closed, as seen from outside the worker
+    (``distill stats``): passed by their partition's stream time, or idle past their idle
+    close (and a tick) on a partition whose candidates are all consumed."""
+    idle_after = limits.pair_idle_close + 2 * limits.tick_interval
+    return sorted(
+        window.key for partition, window in windows
+        if stream_times.get(partition, float("-inf")) > window.closes_at
+        or (partition in caught_up and wall_now - window.active_at > idle_after)
+    )
