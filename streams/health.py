@@ -7,6 +7,8 @@ moved for ``DISTILL_STALL_TIMEOUT`` seconds. Work, here, is either of:
 
 - input on a held partition that is not processed: not fetched up to the last stable
   offset, or delivered to an agent and not processed;
+- processed input whose offsets are not committed (a transaction that never commits
+  leaves every output and table change of it invisible to read-committed readers);
 - open pair windows past their close: idle past ``DISTILL_PAIR_IDLE_CLOSE`` (plus a tick)
   on a partition that is quiet, or passed by the partition's stream time.
 
@@ -53,6 +55,7 @@ class InputView:
     stable_end: int | None  # the last stable offset, as of the last fetch
     delivered: int | None  # offset of the last message handed to an agent
     processed_to: int | None  # next offset after the last event an agent finished
+    committed: int | None  # the group's committed offset, as this worker last committed it
     quiet_for: float  # seconds since an agent last finished an event of it (or since the rebalance)
 
     @property
@@ -103,6 +106,7 @@ class StallDetector:
 
     limits: Limits
     due_since: dict[int, float] = field(default_factory=dict)
+    uncommitted_since: dict[tuple[str, int], tuple[int | None, float]] = field(default_factory=dict)
 
     def check(self, inputs: list[InputView], pairs: list[PairView], now: float, wall_now: float) -> Verdict:
         limits, reasons = self.limits, []
@@ -113,6 +117,7 @@ class StallDetector:
                     f"{view.stable_end}, last delivered {view.delivered}, processed to {view.processed_to}) "
                     f"and nothing was processed there for {view.quiet_for:.0f} s"
                 )
+            reasons += self._commit_stalls(view, now)
         overdue_after = limits.pair_idle_close + limits.tick_interval + limits.stall_timeout
         for view in pairs:
             idle = [w for w in view.windows if wall_now - max(w.active_at, view.quiet_since) > overdue_after]
@@ -136,7 +141,25 @@ class StallDetector:
         held = {view.partition for view in pairs}
         for partition in [p for p in self.due_since if p not in held]:
             del self.due_since[partition]
+        consumed = {(view.topic, view.partition) for view in inputs}
+        for tp in [tp for tp in self.uncommitted_since if tp not in consumed]:
+            del self.uncommitted_since[tp]
         return Verdict(not reasons, reasons)
+
+    def _commit_stalls(self, view: InputView, now: float) -> list[str]:
+        """Processed past the committed offset, and the committed offset has not moved since."""
+        tp = (view.topic, view.partition)
+        if view.processed_to is None or (view.committed is not None and view.committed >= view.processed_to):
+            self.uncommitted_since.pop(tp, None)
+            return []
+        committed, since = self.uncommitted_since.get(tp, (None, now))
+        if committed != view.committed:
+            committed, since = view.committed, now
+        self.uncommitted_since[tp] = (committed, since)
+        if now - since <= self.limits.stall_timeout:
+            return []
+        return [f"{view.topic}[{view.partition}]: processed to {view.processed_to}, committed only to "
+                f"{view.committed} and no commit for {now - since:.0f} s (its transaction does not commit)"]
 
 
 def windows_past_close(

@@ -84,6 +84,7 @@ def input_views(pipeline: Pipeline) -> list[InputView]:
         views.append(InputView(
             tp.topic, tp.partition, fetched_to=state.position, stable_end=state.lso,
             delivered=app.consumer._read_offset.get(tp), processed_to=progress.next_offset.get(tp),
+            committed=app.consumer._committed_offset.get(tp),
             quiet_for=now - max(progress.moved_at.get(tp, 0.0), progress.resumed_at),
         ))
     return views

@@ -404,9 +404,9 @@ def _resolve_port(container: dict[str, Any], port: int | str) -> int:
 def test_probes_target_the_web_port(container, configmap):
     web_port = int(configmap["DISTILL_WEB_PORT"])
     assert configmap["DISTILL_WEB_HOST"] == "0.0.0.0"
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe, path in (("readinessProbe", "/"), ("livenessProbe", "/health")):
         get = container[probe]["httpGet"]
-        assert get["path"] == "/", probe
+        assert get["path"] == path, probe
         assert _resolve_port(container, get["port"]) == web_port, probe
     if "startupProbe" in container:
         assert _resolve_port(container, container["startupProbe"]["httpGet"]["port"]) == web_port

@@ -9,7 +9,7 @@ LIMITS = Limits(stall_timeout=60, pair_idle_close=120, tick_interval=30)
 
 def partition(**overrides) -> InputView:
     values = dict(topic="in.evidence", partition=0, fetched_to=100, stable_end=100, delivered=99,
-                  processed_to=100, quiet_for=0.0)
+                  processed_to=100, committed=100, quiet_for=0.0)
     return InputView(**(values | overrides))
 
 
@@ -40,6 +40,18 @@ def test_input_delivered_but_not_processed_is_a_stall():
 def test_a_transaction_marker_after_the_last_message_is_no_work():
     # Read committed: the position moves past markers; the last delivered message is processed.
     assert partition(fetched_to=101, stable_end=101, delivered=99, processed_to=100).waiting is False
+
+
+def test_processed_input_that_never_commits_is_a_stall():
+    detector = StallDetector(LIMITS)
+    stuck = partition(committed=90)
+    assert detector.check([stuck], [], now=0, wall_now=0).healthy
+    assert detector.check([partition(committed=95)], [], now=50, wall_now=0).healthy  # it moved: clock restarts
+    assert detector.check([partition(committed=95)], [], now=110, wall_now=0).healthy
+    verdict = detector.check([partition(committed=95)], [], now=111, wall_now=0)
+    assert verdict.reasons == ["in.evidence[0]: processed to 100, committed only to 95 and no commit for 61 s "
+                               "(its transaction does not commit)"]
+    assert detector.check([partition(committed=100)], [], now=112, wall_now=0).healthy
 
 
 def test_idle_windows_stall_only_past_idle_close_tick_and_timeout_of_a_quiet_partition():
