@@ -127,6 +127,10 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":
         transactions.install(app, pipeline.processing_lock)
+        if store is None:  # the changelog-trusting store, which restores every held partition afresh
+            from streams import restore_guard
+
+            restore_guard.register(pipeline)
     from streams.agents import join_agent, manifest_task, pair_agent, watchdog, web
 
     join_agent.register(pipeline)

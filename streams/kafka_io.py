@@ -286,6 +286,15 @@ async def unconsumed(settings: DistillSettings, group: str, names: list[str],
     ends = ends if ends is not None else await end_offsets(settings, names)
     committed = await committed_offsets(settings, group, list(ends))
     gaps = {tp: (committed.get(tp, 0), end) for tp, end in ends.items() if committed.get(tp, 0) < end}
+    return await messages_between(settings, gaps, skip_key)
+
+
+async def messages_between(settings: DistillSettings, gaps: dict[TopicPartition, tuple[int, int]],
+                           skip_key: bytes | None = None) -> dict[TopicPartition, int]:
+    """Committed messages at offsets [start, stop) of each partition (read_committed; those
+    with none left out): markers and aborted messages take offsets but are no messages.
+    What lies past the last stable offset (an open transaction) counts whole, and so does
+    what could not be read within 15 s."""
     if not gaps:
         return {}
     reader = consumer(settings)
@@ -307,7 +316,7 @@ async def unconsumed(settings: DistillSettings, group: str, names: list[str],
                 if stable is not None and position >= min(stable, todo[tp][1]):
                     counts[tp] += max(0, todo[tp][1] - max(stable, position))
                     del todo[tp]
-        for tp in todo:  # not read in time: count the rest as lag rather than guess
+        for tp in todo:  # not read in time: count the rest rather than guess
             counts[tp] += todo[tp][1] - await reader.position(tp)
     finally:
         await reader.stop()

@@ -79,10 +79,19 @@ class BoundedStore(RocksDBStore):
 
 
 class ChangelogTrustingStore(BoundedStore):
-    """A bounded store that rebuilds its partitions from the changelog after a rebalance."""
+    """A bounded store that rebuilds its partitions from the changelog after a rebalance.
+
+    ``restored_to`` is the last changelog offset each partition's restore applied
+    (``streams.restore_guard`` checks that nothing committed lies beyond it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.restored_to: dict = {}
 
     async def on_rebalance(self, assigned, revoked, newly_assigned, generation_id: int = 0) -> None:
         mine = {tp for tp in assigned if tp.topic in self.table.changelog_topic.topics}
+        for tp in mine | set(revoked):
+            self.restored_to.pop(tp, None)
         for tp in mine:
             self._dbs.pop(tp.partition, None)
             shutil.rmtree(self.partition_path(tp.partition), ignore_errors=True)
@@ -100,6 +109,13 @@ class ChangelogTrustingStore(BoundedStore):
     # copy (seen as a survivor's tables missing every change before that restore).
     def persisted_offset(self, tp) -> int:
         return -1
+
+    def apply_changelog_batch(self, batch, to_key, to_value) -> None:
+        super().apply_changelog_batch(batch, to_key, to_value)
+        for event in batch:
+            tp, offset = event.message.tp, event.message.offset
+            if offset > self.restored_to.get(tp, -1):
+                self.restored_to[tp] = offset
 
     def set_persisted_offset(self, tp, offset: int) -> None:
         pass
