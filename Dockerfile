@@ -34,11 +34,11 @@ ENV DISTILL_DATA_DIR=/var/lib/distill \
 WORKDIR /var/lib/distill
 USER 10001:10001
 
-# Faust web server: `/` (health) and `/metrics` (Prometheus).
+# Faust web server: `/` (up), `/health` (503 once the worker stalls) and `/metrics` (Prometheus).
 EXPOSE 6066
 
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=4 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/' % os.environ.get('DISTILL_WEB_PORT', '6066'), timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('DISTILL_WEB_PORT', '6066'), timeout=4)"
 
 ENTRYPOINT ["distill"]
 CMD ["worker"]

@@ -5,8 +5,8 @@ survivor of a killed worker once left 278 pair windows open for good, idle in ``
 so a worker watches its own progress: it is *stalled* when it holds work and nothing
 moved for ``DISTILL_STALL_TIMEOUT`` seconds. Work, here, is either of:
 
-- input on a held partition that is not processed: not fetched up to the last stable
-  offset, or delivered to an agent and not processed;
+- input on a held partition that is not processed (committed messages past the last one
+  an agent finished), or a held partition the consumer no longer fetches;
 - processed input whose offsets are not committed (a transaction that never commits
   leaves every output and table change of it invisible to read-committed readers);
 - open pair windows past their close: idle past ``DISTILL_PAIR_IDLE_CLOSE`` (plus a tick)
@@ -51,18 +51,22 @@ class InputView:
 
     topic: str
     partition: int
-    fetched_to: int | None  # the consumer's position (next offset it will fetch)
     stable_end: int | None  # the last stable offset, as of the last fetch
-    delivered: int | None  # offset of the last message handed to an agent
-    processed_to: int | None  # next offset after the last event an agent finished
+    processed_to: int | None  # next offset after the last event an agent finished (since the rebalance)
     committed: int | None  # the group's committed offset, as this worker last committed it
     quiet_for: float  # seconds since an agent last finished an event of it (or since the rebalance)
+    fetched_ago: float | None  # seconds since the consumer last had a fetch answered for it
+    waiting: int = 0  # committed messages from processed_to (or committed) to stable_end, where read
 
     @property
-    def waiting(self) -> bool:
-        not_fetched = self.fetched_to is not None and self.stable_end is not None and self.fetched_to < self.stable_end
-        not_processed = self.delivered is not None and (self.processed_to is None or self.delivered >= self.processed_to)
-        return not_fetched or not_processed
+    def start(self) -> int:
+        """Where unprocessed input would begin."""
+        return self.processed_to if self.processed_to is not None else (self.committed or 0)
+
+    def may_wait(self) -> bool:
+        """Offsets lie past what was processed; markers and aborted records take offsets too,
+        so only a read says whether they are messages (``waiting``)."""
+        return self.stable_end is not None and self.stable_end > self.start
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Limits:
     stall_timeout: float
     pair_idle_close: float
     tick_interval: float
+    commit_interval: float = 0.0  # how often the worker commits what it processed
 
 
 @dataclass
@@ -111,12 +116,17 @@ class StallDetector:
     def check(self, inputs: list[InputView], pairs: list[PairView], now: float, wall_now: float) -> Verdict:
         limits, reasons = self.limits, []
         for view in inputs:
-            if view.waiting and view.quiet_for > limits.stall_timeout:
-                reasons.append(
-                    f"{view.topic}[{view.partition}]: input waits (fetched to {view.fetched_to} of "
-                    f"{view.stable_end}, last delivered {view.delivered}, processed to {view.processed_to}) "
-                    f"and nothing was processed there for {view.quiet_for:.0f} s"
-                )
+            if view.quiet_for > limits.stall_timeout:
+                if view.waiting:
+                    reasons.append(
+                        f"{view.topic}[{view.partition}]: {view.waiting} messages from offset {view.start} on "
+                        f"wait, and nothing was processed there for {view.quiet_for:.0f} s"
+                    )
+                elif view.fetched_ago is not None and view.fetched_ago > limits.stall_timeout:
+                    reasons.append(
+                        f"{view.topic}[{view.partition}]: not fetched for {view.fetched_ago:.0f} s, "
+                        f"nothing processed there for {view.quiet_for:.0f} s"
+                    )
             reasons += self._commit_stalls(view, now)
         overdue_after = limits.pair_idle_close + limits.tick_interval + limits.stall_timeout
         for view in pairs:
@@ -156,7 +166,7 @@ class StallDetector:
         if committed != view.committed:
             committed, since = view.committed, now
         self.uncommitted_since[tp] = (committed, since)
-        if now - since <= self.limits.stall_timeout:
+        if now - since <= self.limits.stall_timeout + self.limits.commit_interval:
             return []
         return [f"{view.topic}[{view.partition}]: processed to {view.processed_to}, committed only to "
                 f"{view.committed} and no commit for {now - since:.0f} s (its transaction does not commit)"]

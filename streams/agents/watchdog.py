@@ -1,20 +1,25 @@
 """``GET /health`` and the watchdog timer: a worker that holds work and stops moving says so.
 
 The verdict (``streams.health``) is taken from what the worker already has in memory
-(the consumer's positions, the agents' progress) and from the open-window index of the
-pair partitions it holds: no request to Kafka. While a rebalance runs (the tables are being
+(the consumer's fetch state, the agents' progress) and from the open-window index of the
+pair partitions it holds. Only a partition quiet for the whole stall timeout with offsets
+past what was processed is read (read_committed, once for those offsets), since
+transaction markers take offsets too. While a rebalance runs (the tables are being
 restored) the worker counts as moving. The Kubernetes liveness probe reads ``/health``
 (``deploy/worker.yaml``): a 503 restarts the pod.
 """
 
 import logging
 import time
+from dataclasses import replace
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 
 from schemas.codec import loads
+from streams import kafka_io
 from streams.agents.pair_agent import stream_time
 from streams.app import Pipeline
 from streams.health import InputView, Limits, OpenWindow, PairView, StallDetector, Verdict
@@ -30,23 +35,29 @@ CONSUMED = ("evidence", "scored-runs", "pair-candidates")
 
 def register(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
-    detector = StallDetector(Limits(settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval))
+    detector = StallDetector(Limits(
+        settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval,
+        commit_interval=app.conf.broker_commit_interval,
+    ))
     app.on_rebalance_complete.connect(pipeline.progress.resumed)
     reported: list[Verdict] = []  # the verdict last logged
 
-    def verdict() -> Verdict:
+    read: dict[tuple, int] = {}  # (topic, partition, start, stable end) -> messages there
+
+    async def verdict() -> Verdict:
         if app.rebalancing:
             return Verdict(True, [])
-        return detector.check(input_views(pipeline), pair_views(pipeline), time.monotonic(), time.time())
+        inputs = await with_waiting(pipeline, input_views(pipeline), read)
+        return detector.check(inputs, pair_views(pipeline), time.monotonic(), time.time())
 
     @app.page("/health", name="health")
     async def health(self: View, request: Request) -> Response:
-        current = verdict()
+        current = await verdict()
         return self.json({**current.to_dict(), **details(pipeline)}, status=200 if current.healthy else 503)
 
     @app.timer(interval=max(1.0, settings.stall_timeout / 4))
     async def watch_progress() -> None:
-        current = verdict()
+        current = await verdict()
         if not current.healthy and (not reported or reported[-1].reasons != current.reasons):
             log.warning(
                 "worker stalled: %s\nstate: %s\nagents:\n%s", "; ".join(current.reasons), details(pipeline),
@@ -73,7 +84,7 @@ def input_views(pipeline: Pipeline) -> list[InputView]:
         client = _aiokafka(pipeline)
     except ConsumerNotStarted:
         return []
-    now, views = time.monotonic(), []
+    now, wall_now, views = time.monotonic(), time.time(), []
     for tp in sorted(assignment):
         try:
             state = client._subscription.subscription.assignment.state_value(TopicPartition(tp.topic, tp.partition))
@@ -82,12 +93,32 @@ def input_views(pipeline: Pipeline) -> list[InputView]:
         if state is None:
             continue
         views.append(InputView(
-            tp.topic, tp.partition, fetched_to=state.position, stable_end=state.lso,
-            delivered=app.consumer._read_offset.get(tp), processed_to=progress.next_offset.get(tp),
+            tp.topic, tp.partition, stable_end=state.lso, processed_to=progress.next_offset.get(tp),
             committed=app.consumer._committed_offset.get(tp),
             quiet_for=now - max(progress.moved_at.get(tp, 0.0), progress.resumed_at),
+            fetched_ago=None if state.timestamp is None else wall_now - state.timestamp / 1000,
         ))
     return views
+
+
+async def with_waiting(pipeline: Pipeline, views: list[InputView], read: dict[tuple, int]) -> list[InputView]:
+    """The views, with the messages waiting on partitions quiet for the whole stall timeout."""
+    suspects = {
+        (view.topic, view.partition, view.start, view.stable_end): view for view in views
+        if view.quiet_for > pipeline.settings.stall_timeout and view.may_wait()
+    }
+    known = {key: read[key] for key in suspects if key in read}
+    unread = {key: (TopicPartition(key[0], key[1]), (key[2], key[3])) for key in suspects if key not in read}
+    if unread:
+        try:
+            counts = await kafka_io.messages_between(pipeline.settings, dict(unread.values()))
+            known.update({key: counts.get(tp, 0) for key, (tp, _) in unread.items()})
+        except (KafkaError, OSError, TimeoutError) as exc:  # no figure this time
+            log.info("could not read the input waiting on %s: %r", sorted(unread), exc)
+    read.clear()  # only the ranges of the partitions suspect now are worth keeping
+    read.update(known)
+    return [replace(view, waiting=read.get(key, 0)) if key in suspects else view
+            for view in views for key in [(view.topic, view.partition, view.start, view.stable_end)]]
 
 
 def pair_views(pipeline: Pipeline) -> list[PairView]:

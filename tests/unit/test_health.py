@@ -8,8 +8,8 @@ LIMITS = Limits(stall_timeout=60, pair_idle_close=120, tick_interval=30)
 
 
 def partition(**overrides) -> InputView:
-    values = dict(topic="in.evidence", partition=0, fetched_to=100, stable_end=100, delivered=99,
-                  processed_to=100, committed=100, quiet_for=0.0)
+    values = dict(topic="in.evidence", partition=0, stable_end=100, processed_to=100, committed=100,
+                  quiet_for=0.0, fetched_ago=0.1)
     return InputView(**(values | overrides))
 
 
@@ -22,24 +22,27 @@ def test_caught_up_partitions_are_healthy_however_long_quiet():
     assert verdict.healthy and verdict.reasons == []
 
 
-def test_input_not_fetched_for_the_stall_timeout_is_a_stall():
+def test_input_waiting_on_a_partition_quiet_for_the_stall_timeout_is_a_stall():
     detector = StallDetector(LIMITS)
-    assert detector.check([partition(stable_end=150, quiet_for=59)], [], 0, 0).healthy
-    verdict = detector.check([partition(stable_end=150, quiet_for=61)], [], 0, 0)
-    assert not verdict.healthy
-    assert verdict.reasons[0].startswith("in.evidence[0]: input waits (fetched to 100 of 150")
+    assert detector.check([partition(waiting=50, quiet_for=59)], [], 0, 0).healthy
+    verdict = detector.check([partition(waiting=50, quiet_for=61)], [], 0, 0)
+    assert verdict.reasons == ["in.evidence[0]: 50 messages from offset 100 on wait, and nothing was "
+                               "processed there for 61 s"]
 
 
-def test_input_delivered_but_not_processed_is_a_stall():
-    view = partition(delivered=120, processed_to=100, quiet_for=61)
-    assert "processed to 100" in StallDetector(LIMITS).check([view], [], 0, 0).reasons[0]
-    never = partition(delivered=5, processed_to=None, quiet_for=61)
-    assert not StallDetector(LIMITS).check([never], [], 0, 0).healthy
+def test_only_offsets_past_what_was_processed_may_hold_input():
+    assert not partition(stable_end=100).may_wait()
+    assert partition(stable_end=101).may_wait()  # a message, or a transaction marker: a read decides
+    fresh = partition(processed_to=None, committed=40, stable_end=41)  # nothing processed since the rebalance
+    assert fresh.start == 40 and fresh.may_wait()
+    # Markers only (the read found no message): however long quiet, no stall.
+    assert StallDetector(LIMITS).check([partition(stable_end=103, waiting=0, quiet_for=10_000)], [], 0, 0).healthy
 
 
-def test_a_transaction_marker_after_the_last_message_is_no_work():
-    # Read committed: the position moves past markers; the last delivered message is processed.
-    assert partition(fetched_to=101, stable_end=101, delivered=99, processed_to=100).waiting is False
+def test_a_partition_the_consumer_stopped_fetching_is_a_stall():
+    assert StallDetector(LIMITS).check([partition(fetched_ago=61, quiet_for=30)], [], 0, 0).healthy
+    verdict = StallDetector(LIMITS).check([partition(fetched_ago=61, quiet_for=61)], [], 0, 0)
+    assert verdict.reasons == ["in.evidence[0]: not fetched for 61 s, nothing processed there for 61 s"]
 
 
 def test_processed_input_that_never_commits_is_a_stall():
