@@ -27,13 +27,14 @@ class IncompleteRestore(RuntimeError):
 
 
 def unread_ranges(restored_to: dict, highwaters: dict) -> dict:
-    """Offsets [next after the last applied, highwater) of each changelog partition the
-    restore aimed at, where that range is not empty."""
+    """Offsets [next after the last applied, highwater] of each changelog partition the
+    restore aimed at, where that range is not empty (Faust's highwater is the last offset
+    to restore, not the end offset), as [start, stop)."""
     ranges = {}
     for tp, highwater in highwaters.items():
         start = restored_to.get(tp, -1) + 1
-        if highwater is not None and highwater > start:
-            ranges[tp] = (start, highwater)
+        if highwater is not None and highwater >= start:
+            ranges[tp] = (start, highwater + 1)
     return ranges
 
 
