@@ -21,6 +21,7 @@ from faust.web import Request, Response, View
 from schemas.codec import loads
 from streams import kafka_io
 from streams.agents.pair_agent import stream_time
+from streams.agents.web import CONSUMED
 from streams.app import Pipeline
 from streams.health import InputView, Limits, OpenWindow, PairView, StallDetector, Verdict
 
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 
 class StalledWorker(RuntimeError):
     """The worker holds work and nothing moved for DISTILL_STALL_TIMEOUT; it starts over."""
-
-CONSUMED = ("evidence", "scored-runs", "pair-candidates")
 
 
 def register(pipeline: Pipeline) -> None:

@@ -51,17 +51,27 @@ async def until_health(url: str, status: int, timeout: float = 120) -> dict:
         await asyncio.sleep(0.5)
 
 
-async def test_health_turns_unhealthy_on_a_stopped_window_sweep_and_back(make_settings, tmp_path, monkeypatch):
-    settings = make_settings(web_enabled=True, web_port=free_port(), stall_timeout=3, stall_restart=False)
+def stopped_sweep(tmp_path, monkeypatch):
+    """The child worker's idle sweep does nothing while the returned file exists."""
     hooks, hold = tmp_path / "hooks", tmp_path / "hold-sweep"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
     hold.touch()
     monkeypatch.setenv("PYTHONPATH", str(hooks))
     monkeypatch.setenv("SWEEP_HOLD", str(hold))
-    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    return hold
+
+
+async def ten_open_windows(settings, tmp_path) -> None:
     evidence, scores = synthetic_runs(40)  # ten tasks, all in one day's window: they close by idleness
     await ingest(settings, [write_jsonl(tmp_path / "e.jsonl", evidence)], [write_jsonl(tmp_path / "s.jsonl", scores)])
+
+
+async def test_health_turns_unhealthy_on_a_stopped_window_sweep_and_back(make_settings, tmp_path, monkeypatch):
+    settings = make_settings(web_enabled=True, web_port=free_port(), stall_timeout=3, stall_restart=False)
+    hold = stopped_sweep(tmp_path, monkeypatch)
+    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    await ten_open_windows(settings, tmp_path)
 
     async with running_worker(settings):
         body = await until_health(url, 503)
@@ -83,3 +93,19 @@ async def test_health_turns_unhealthy_on_a_stopped_window_sweep_and_back(make_se
             await asyncio.sleep(0.5)
     log = (settings.data_dir / "worker.log").read_text()
     assert "worker stalled: pair partition" in log and "worker moving again" in log
+
+
+async def test_a_stalled_worker_restarts_itself(make_settings, tmp_path, monkeypatch):
+    settings = make_settings(stall_timeout=3)  # DISTILL_STALL_RESTART: true, the default
+    hold = stopped_sweep(tmp_path, monkeypatch)
+    await ten_open_windows(settings, tmp_path)
+    log_file = settings.data_dir / "worker.log"
+    async with running_worker(settings) as process:
+        deadline = time.monotonic() + 120
+        while "worker stalled, restarting" not in (log_file.read_text() if log_file.exists() else ""):
+            assert time.monotonic() < deadline, "the stalled worker did not restart"
+            await asyncio.sleep(0.5)
+        hold.unlink()
+        await wait_caught_up(settings, 120)  # the same process (pid), started over, closes them
+        assert process.poll() is None
+    assert (await collect(settings)).open_windows == 0
