@@ -4,6 +4,7 @@ while it then idles)."""
 
 import asyncio
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -36,6 +37,13 @@ async def health(url: str) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as response:
             return response.status, await response.json()
+
+
+async def until_logged(log: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{text!r} not in {log} after {timeout} s"
+        await asyncio.sleep(0.5)
 
 
 async def until_health(url: str, status: int, timeout: float = 120) -> dict:
@@ -79,6 +87,8 @@ async def test_health_turns_unhealthy_on_a_stopped_window_sweep_and_back(make_se
         assert body["healthy"] is False and body["rebalancing"] is False
         stats = await collect(settings)
         assert stats.open_windows == 10 and len(stats.windows_past_close) == 10
+        log = settings.data_dir / "worker.log"
+        await until_logged(log, "worker stalled: pair partition")  # the watchdog's own check, on its timer
 
         hold.unlink()
         body = await until_health(url, 200)
@@ -91,20 +101,15 @@ async def test_health_turns_unhealthy_on_a_stopped_window_sweep_and_back(make_se
         while time.monotonic() < deadline:
             assert (await health(url))[0] == 200
             await asyncio.sleep(0.5)
-    log = (settings.data_dir / "worker.log").read_text()
-    assert "worker stalled: pair partition" in log and "worker moving again" in log
+        await until_logged(log, "worker moving again")
 
 
 async def test_a_stalled_worker_restarts_itself(make_settings, tmp_path, monkeypatch):
     settings = make_settings(stall_timeout=3)  # DISTILL_STALL_RESTART: true, the default
     hold = stopped_sweep(tmp_path, monkeypatch)
     await ten_open_windows(settings, tmp_path)
-    log_file = settings.data_dir / "worker.log"
     async with running_worker(settings) as process:
-        deadline = time.monotonic() + 120
-        while "worker stalled, restarting" not in (log_file.read_text() if log_file.exists() else ""):
-            assert time.monotonic() < deadline, "the stalled worker did not restart"
-            await asyncio.sleep(0.5)
+        await until_logged(settings.data_dir / "worker.log", "worker stalled, restarting", timeout=120)
         hold.unlink()
         await wait_caught_up(settings, 120)  # the same process (pid), started over, closes them
         assert process.poll() is None
