@@ -21,7 +21,7 @@ from streams.worker import child_worker
 from tests.integration.conftest import ingest, settle_and_export
 from tests.integration.failover import COMPARED, comparable, message_counts, progress, reference_run, then_rescore
 
-pytestmark = [pytest.mark.integration, pytest.mark.soak]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.soak]
 
 RUNS = int(os.environ.get("DISTILL_SOAK_RUNS", "3"))
 KILLS = int(os.environ.get("DISTILL_SOAK_KILLS", "7"))
