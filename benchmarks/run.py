@@ -61,6 +61,7 @@ from aiokafka.partitioner import murmur2  # noqa: E402
 from streams import kafka_io  # noqa: E402
 from streams.preflight import check_connection  # noqa: E402
 from streams.settings import DistillSettings  # noqa: E402
+from streams.tables import TABLE_NAMES, changelog_topic  # noqa: E402
 from streams.wait import wait_caught_up  # noqa: E402
 from streams.worker import child_worker, settings_env  # noqa: E402
 
@@ -362,6 +363,38 @@ async def ceiling(settings: DistillSettings, inputs: list[str], output: str, exp
     return {"messages": consumed, "seconds": seconds, "messages_per_s": consumed / seconds, "cpu_s": cpu}
 
 
+async def faust_floor(settings: DistillSettings, inputs: list[str], output: str, expected: int, work: Path) -> dict:
+    """A trivial Faust worker (``benchmarks/faust_floor.py``, the worker's Faust settings)
+    forwards every input message once: from its first output to its last."""
+    app_id = f"{settings.application_id}-faust-floor"
+    log_path = work / "faust-floor.log"
+    env = {**os.environ, "DISTILL_PROCESSING_GUARANTEE": settings.processing_guarantee,
+           "DISTILL_PARTITIONS": str(settings.partitions)}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "faust_floor.py"), settings.bootstrap,
+                                    app_id, output, *inputs], cwd=work, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    STARTED.append(process)
+    try:
+        async with Probe(settings) as probe:
+            deadline = time.monotonic() + 300 + expected / 200
+            while sum((await probe.ends([output])).values()) < expected:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the Faust floor exited with {process.returncode} (log: {log_path})")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the Faust floor did not forward {expected} messages in time (log: {log_path})")
+                await asyncio.sleep(0.2)
+        cpu = proc_status(process.pid).get("cpu_s", 0.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(60)
+        if process.poll() is None:
+            process.kill()
+    first, last = await time_range(settings, [output])
+    seconds = last - first
+    return {"messages": expected, "seconds": seconds, "messages_per_s": expected / seconds, "cpu_s_total": cpu}
+
+
 # --- 3. pipeline ----------------------------------------------------------------------------
 
 RUN_OUTPUTS = ("rag-samples", "sft-samples", "quarantine")  # one outcome per stage and run: per-run work
@@ -592,6 +625,8 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                     "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
                                         for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
                 }
+                result["produced_offsets"] = await produced_offsets(settings, probe)
+                result["produced_per_run"] = sum(result["produced_offsets"].values()) / runs.n
                 result["quarantine"] = await quarantine_reasons(settings)
                 result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
                                                    if k not in EXPECTED_REASONS}
@@ -606,6 +641,15 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
             result["peak_rss_all_workers_mib"] = final["VmHWM_sum"] / 1024
             result["worker_cpu_total_s"] = final["cpu_s"]
     return result
+
+
+async def produced_offsets(settings: DistillSettings, probe: Probe) -> dict[str, int]:
+    """Offsets the worker wrote per topic: outputs, pair-candidates and the table changelogs
+    (under exactly-once each transaction also leaves one commit marker per partition)."""
+    names = [settings.topic(t) for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine",
+                                         "pair-candidates")]
+    names += [changelog_topic(settings, table) for table in TABLE_NAMES]
+    return {name: sum((await probe.ends([name])).values()) for name in names}
 
 
 # --- 4. latency -----------------------------------------------------------------------------
@@ -749,10 +793,16 @@ async def benchmark(args) -> dict:
                                           args.order)
         log(f"published in {result['publish']['seconds']:.1f} s; ceiling: copying {2 * args.runs:,} messages")
         result["ceiling"] = await ceiling(settings, ceiling_in, ceiling_out, 2 * args.runs)
-        log(f"ceiling: {result['ceiling']['messages_per_s']:,.0f} messages/s")
-        await kafka_io.delete_topics(settings, [*ceiling_in, ceiling_out])  # free the disk early
+        log(f"ceiling: {result['ceiling']['messages_per_s']:,.0f} messages/s; Faust floor: forwarding them")
+        floor_out = settings.topic("ceiling.floor-out")
+        await create_topics(settings, [floor_out], args.partitions)
+        result["faust_floor"] = await faust_floor(settings, ceiling_in, floor_out, 2 * args.runs, work)
+        log(f"Faust floor: {result['faust_floor']['messages_per_s']:,.0f} messages/s")
+        await kafka_io.delete_topics(settings, [*ceiling_in, ceiling_out, floor_out])  # free the disk early
         result["pipeline"] = await pipeline(settings, runs, result["publish"]["categories"], args)
         result["ratio_pipeline_to_ceiling"] = result["pipeline"]["messages_per_s"] / result["ceiling"]["messages_per_s"]
+        result["ratio_pipeline_to_faust_floor"] = (result["pipeline"]["messages_per_s"]
+                                                   / result["faust_floor"]["messages_per_s"])
         result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         failed = False
     finally:
@@ -788,6 +838,8 @@ def render(result: dict) -> str:
         ("publish (4 topics)", f"{pub['seconds']:.1f} s"),
         ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
                                           f"{c['seconds']:.1f} s, {c['cpu_s']:.1f} s CPU)"),
+        ("Faust floor (forward each input once)", f"{result['faust_floor']['messages_per_s']:,.0f} msg/s"
+                                                  if "faust_floor" in result else "not measured"),
         ("pipeline startup", f"{p['startup_s']:.1f} s  (process start to first output; "
                              f"{p['worker_cpu_startup_s']:.1f} s CPU)"),
     ]
@@ -804,6 +856,8 @@ def render(result: dict) -> str:
         ]
     rows += [
         ("pipeline / ceiling", f"{result['ratio_pipeline_to_ceiling']:.1%}  (input messages per second)"),
+        ("pipeline / Faust floor", f"{result['ratio_pipeline_to_faust_floor']:.1%}  (input messages per second)"
+                                   if "ratio_pipeline_to_faust_floor" in result else "not measured"),
         ("worker CPU per 1000 runs", f"{1000 * p['worker_cpu_processing_s'] / (p.get('input_messages_done', 2 * n) / 2):.2f} s"
                                      f"  ({p['worker_cpu_processing_s']:.1f} s CPU while processing)"),
     ]
@@ -811,6 +865,8 @@ def render(result: dict) -> str:
         rows += [
             ("all input consumed (committed)", f"{p['consumed_s']:.1f} s after first output"),
             ("caught up (distill wait)", f"{p['caught_up_s']:.1f} s after first output (incl. 5 s idle window close)"),
+            ("messages produced per run", f"{p['produced_per_run']:.1f}  (outputs, pair-candidates, changelogs; "
+                                          "transaction markers included)" if "produced_per_run" in p else "not measured"),
             ("outputs", ", ".join(f"{k} {v:,}" for k, v in p["output_messages"].items())
                         + f"  (expected samples: rag {p['expected_samples']['rag']:,}, "
                           f"sft {p['expected_samples']['sft']:,})"),

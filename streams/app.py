@@ -12,7 +12,7 @@ import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import fetch_wait, memory, resume_order, state_store, transactions
+from streams import fetch_wait, memory, resume_order, state_cache, state_store, transactions
 from streams import topics as specs
 from streams.firewall import GateOptions
 from streams.health import Progress
@@ -21,7 +21,8 @@ from streams.manifest import ManifestView
 from streams.metrics import Metrics
 from streams.pending import PendingScores, open_index_db
 from streams.settings import DistillSettings
-from streams.tables import Tables, declare_tables
+from streams.state_cache import StateCache
+from streams.tables import TABLE_NAMES, Tables, declare_tables
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Pipeline:
     manifest: ManifestView
     metrics: Metrics = field(default_factory=Metrics)
     progress: Progress = field(default_factory=Progress)
-    # Held while an event is processed, and by a transaction commit (streams/transactions.py).
+    # Held while a batch of events is processed, and by a transaction commit (streams/transactions.py).
     processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Views of table state, per join partition; dropped at every rebalance.
     pending: dict[int, PendingScores] = field(default_factory=dict)
@@ -45,14 +46,18 @@ class Pipeline:
     # Set when the worker must start over in a new process (streams/skip_guard.py).
     restart_reason: Exception | None = None
     gate_options: GateOptions = field(init=False)
+    # The tables' writes since the last commit (streams/state_cache.py): read and write state here.
+    state: StateCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.gate_options = GateOptions(
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
+        self.state = StateCache(self.app, {name: getattr(self.tables, name) for name in TABLE_NAMES})
 
     def forget_derived_state(self, *_args, **_kwargs) -> None:
         """A rebalance moves partitions and restores tables: views built on them are stale."""
+        self.state.forget()
         self.pending.clear()
         self.last_broadcast.clear()
         self.delivery_checked.clear()
@@ -122,6 +127,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         manifest=ManifestView(settings),
     )
     resume_order.install()
+    state_cache.install(app, pipeline.state)
     fetch_wait.install(app, settings.fetch_max_wait)
     app.on_partitions_revoked.connect(pipeline.forget_derived_state)
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)

@@ -26,16 +26,6 @@ class Tables:
 TABLE_NAMES = ("runs", "pending_joins", "stream_time", "pair_windows", "pair_run_window", "open_windows")
 
 
-def lookup(table: faust.Table, key: str) -> bytes | None:
-    """The value at ``key``, or None, in one store read.
-
-    Faust's ``table[key]`` and ``table.get(key)`` read RocksDB twice (a membership test,
-    then the read), and ``key in table`` before them a third time: ~12% of a worker's
-    time in a profile of the 1,000,000-run benchmark. Only Faust's table-read counter
-    (a statistic) is skipped."""
-    return table.data.get(key)
-
-
 def changelog_topic(settings: DistillSettings, table: str) -> str:
     """The changelog topic Faust writes a table to (read by ``distill stats``)."""
     return f"{settings.application_id}-{table}-changelog"

@@ -68,6 +68,7 @@ async def _commit_whole_events(self, offsets, start_new_transaction: bool = True
     if lock is None:
         return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
     async with lock:
+        await self.app.distill_state_cache.flush()
         await drain(self.app.producer.buffer)
         return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
 
@@ -83,7 +84,8 @@ async def _stable_highwaters(self, partitions):
 
 
 def install(app, lock: asyncio.Lock) -> None:
-    """Route this app's transaction commits through the processing lock and a full drain,
+    """Route this app's transaction commits through the processing lock, the state cache's
+    flush (``streams.state_cache``: state changes join the transaction here) and a full drain,
     start every transaction afresh at a rebalance, and restore the tables up to the
     broker's last stable offsets."""
     app.distill_processing_lock = lock

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import faust
+import uvloop
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -30,7 +31,8 @@ def run_worker(settings: DistillSettings) -> None:
     The connection is checked first, so a refused password or an unreachable broker ends
     the command at once with a message that names the cause.
     """
-    loop = asyncio.new_event_loop()
+    # uvloop: asyncio's own loop was a third of the worker's busy time in profiles.
+    loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(check_connection(settings))
     loop.run_until_complete(kafka_io.ensure_topics(settings))

@@ -8,7 +8,7 @@ before it commits offsets, so nothing is committed before it is sent.
 
 from dataclasses import dataclass
 
-from faust.streams import current_event
+from faust.types import TP
 
 from schemas import QuarantineRecord
 from schemas.codec import encode
@@ -45,24 +45,23 @@ class Watermark:
 
 
 async def publish(
-    pipeline: Pipeline, topic: str, key: bytes, value: bytes | None,
+    pipeline: Pipeline, source: TP | None, topic: str, key: bytes, value: bytes | None,
     headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
 ) -> None:
-    """Send one message, inside the transaction of the event being processed when exactly-once.
+    """Send one message, inside the transaction of ``source`` (the partition of the event it
+    comes from; None for a timer's tick) when exactly-once.
 
     Faust's transaction manager picks the transaction of the *destination* partition, so
     an output keyed to another partition than its source would commit apart from the
     source offset (lost on a crash, or refused on a worker that does not own it). The
     transaction of the *source* partition is the one committed with its offset."""
     app = pipeline.app
-    event = current_event() if app.in_transaction else None
-    if event is None:
+    if source is None or not app.in_transaction:
         if app.in_transaction:  # a timer's tick: harmless outside any transaction
             await app.producer.send(pipeline.topics[topic].get_topic_name(), key, value, partition, None, headers)
             return
         await pipeline.topics[topic].send(key=key, value=value, headers=headers, partition=partition, force=True)
         return
-    source = event.message.tp
     transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(source.topic)}-{source.partition}"
     await app.consumer.transactions.producer.send(
         pipeline.topics[topic].get_topic_name(), key, value, partition, None, headers,
@@ -70,18 +69,18 @@ async def publish(
     )
 
 
-async def send_effects(pipeline: Pipeline, effects: list[Effect], watermark: Watermark | None = None) -> None:
+async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], watermark: Watermark | None = None) -> None:
     for effect in effects:
         if isinstance(effect, Publish):
             headers = watermark.headers() if watermark and effect.topic == "pair-candidates" else None
-            await publish(pipeline, effect.topic, effect.key.encode(), effect.value, headers)
+            await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value, headers)
             if effect.topic in SAMPLE_STAGES:
                 counter = pipeline.metrics.samples if effect.value is not None else pipeline.metrics.retractions
                 counter.labels(SAMPLE_STAGES[effect.topic]).inc()
         else:
-            await send_quarantine(pipeline, effect)
+            await send_quarantine(pipeline, source, effect)
 
 
-async def send_quarantine(pipeline: Pipeline, record: QuarantineRecord) -> None:
+async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineRecord) -> None:
     pipeline.metrics.quarantined(record.stage, record.reason)
-    await publish(pipeline, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))
+    await publish(pipeline, source, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))

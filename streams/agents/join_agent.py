@@ -2,23 +2,25 @@
 
 The input topics are co-partitioned (Faust assigns partition N of both to one worker),
 so the ``runs`` table holds the whole state of a run in the partition of its id. One
-agent a topic, both running ``handle`` under the pipeline's processing lock: a run's
-events are decided and sent strictly one after the other, so a retraction can never
-overtake the sample it retracts, and a transaction commit never splits an event.
+agent a topic, both taking batches under the pipeline's processing lock
+(``streams.agents.batches``): a run's events are decided and sent strictly one after the
+other, so a retraction can never overtake the sample it retracts, and a transaction commit
+never splits a batch. State is read and written through the pipeline's state cache.
 """
 
-from faust.types import EventT
+from collections.abc import Sequence
+
+from faust.types import TP, EventT
 from mode import CrashingSupervisor
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
+from streams.agents.batches import process_batches
 from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
 from streams.quarantine import SourceMessage, quarantine_record
-from streams.skip_guard import check_first_delivery
-from streams.tables import lookup
 
 
 def source_of(event: EventT) -> SourceMessage:
@@ -39,43 +41,47 @@ def _register_join(pipeline: Pipeline, name: str, topic: str, is_evidence: bool)
     @pipeline.app.agent(pipeline.topics[topic], name=name, supervisor_strategy=CrashingSupervisor)
     async def join(stream):
         await pipeline.manifest.ready.wait()
-        async for event in stream.events():
-            async with pipeline.processing_lock:
-                await check_first_delivery(pipeline, event)
-                await handle(pipeline, event, is_evidence=is_evidence)
-            pipeline.metrics.processed(event.message.timestamp)
-            pipeline.progress.processed(event.message.tp, event.message.offset)
+        await process_batches(pipeline, stream, lambda events: handle_batch(pipeline, events, is_evidence=is_evidence))
+
+
+async def handle_batch(pipeline: Pipeline, events: Sequence[EventT], *, is_evidence: bool) -> None:
+    """Each event in order; then, once per partition of the batch, the timeouts stream time
+    has made due and the watermark for pairing."""
+    for event in events:
+        await handle(pipeline, event, is_evidence=is_evidence)
+        pipeline.metrics.processed(event.message.timestamp)
+    for source in sorted({event.message.tp for event in events}):
+        await time_out_overdue(pipeline, source)
+        await broadcast_watermark(pipeline, source)
 
 
 async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:
-    settings, tables = pipeline.settings, pipeline.tables
+    settings, state_cache = pipeline.settings, pipeline.state
     source = source_of(event)
     model = EvidenceRecord if is_evidence else ScoredRun
     record = decode_input(model, event.message.value, settings.max_record_bytes)
     if isinstance(record, Undecodable):
-        await reject_input(pipeline, source, record.errors, record.source_record, event.message.value)
+        await reject_input(pipeline, event, record.errors, record.source_record, event.message.value)
         return
     obj = original_object(record)
     run_id = record.run_id if is_evidence else record.evidence_run_id
     if source.key != run_id:
         errors = [f"message key {source.key!r} is not the record's run id {run_id!r}; inputs must be keyed by run id"]
-        await reject_input(pipeline, source, errors, obj, None)
+        await reject_input(pipeline, event, errors, obj, None)
         return
 
     if is_evidence:
         note_evidence_progress(pipeline, source)
     else:
         set_stream_time(pipeline, source.partition, record.scored_at_epoch)
-    stored = lookup(tables.runs, run_id)
+    stored = state_cache.get("runs", source.partition, run_id.encode())
     state = RunState.from_dict(loads(stored) if stored is not None else None)
     step = on_evidence if is_evidence else on_score
     new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest)
     if new_state != state:
-        tables.runs[run_id] = dumps(new_state.to_dict())
-    await send_effects(pipeline, effects, watermark(pipeline, source.partition))
+        state_cache.set("runs", source.partition, run_id.encode(), dumps(new_state.to_dict()))
+    await send_effects(pipeline, event.message.tp, effects, watermark(pipeline, source.partition))
     track_pending(pipeline, run_id, new_state, source)
-    await time_out_overdue(pipeline, source.partition)
-    await broadcast_watermark(pipeline, source.partition)
 
 
 def original_object(record) -> dict:
@@ -83,11 +89,12 @@ def original_object(record) -> dict:
     return record.model_dump(mode="json", exclude_unset=True)
 
 
-async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, raw: bytes | None) -> None:
+async def reject_input(pipeline: Pipeline, event: EventT, errors, obj, raw: bytes | None) -> None:
     """Input that is not a valid record: ``schema_violation`` at ``input``, one per message."""
+    source = source_of(event)
     run_id = obj.get("run_id") or obj.get("evidence_run_id") if obj else None
     task_id = obj.get("task_id") or obj.get("evidence_task_id") if obj else None
-    await send_quarantine(pipeline, quarantine_record(
+    await send_quarantine(pipeline, event.message.tp, quarantine_record(
         stage="input", reason="schema_violation", subject=source.coordinates, errors=errors, source=source,
         run_id=run_id if isinstance(run_id, str) else None, task_id=task_id if isinstance(task_id, str) else None,
         source_record=obj, raw=raw if obj is None else None,
@@ -96,15 +103,15 @@ async def reject_input(pipeline: Pipeline, source: SourceMessage, errors, obj, r
 
 def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage) -> None:
     """Keep the scores waiting for evidence, in the table (durable) and in the index (fast)."""
-    pending, index = pipeline.tables.pending_joins, pending_scores(pipeline, source.partition)
+    index = pending_scores(pipeline, source.partition)
     if state.pending and not state.join_quarantined:
         deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
         entry = Waiting(run_id, deadline, state.score_source["timestamp_ms"])
         if index.add(entry):
-            pending[run_id] = dumps({"partition": source.partition, "deadline": deadline,
-                                     "published_ms": entry.published_ms})
+            pipeline.state.set("pending_joins", source.partition, run_id.encode(), dumps(
+                {"partition": source.partition, "deadline": deadline, "published_ms": entry.published_ms}))
     elif index.discard(run_id):
-        del pending[run_id]
+        pipeline.state.delete("pending_joins", source.partition, run_id.encode())
 
 
 def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
@@ -112,19 +119,18 @@ def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
     index = pipeline.pending.get(partition)
     if index is None:
         index = pipeline.pending[partition] = PendingScores(pipeline.index_db(), partition)
-        for raw_id, raw in pipeline.tables.pending_joins.items():
+        for raw_id, raw in pipeline.state.items("pending_joins", partition):
             entry = loads(raw)
-            if entry["partition"] == partition:
-                run_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-                index.add(Waiting(run_id, entry["deadline"], entry["published_ms"]))
+            if entry["partition"] == partition:  # the agent tests' in-memory store has one partition
+                index.add(Waiting(raw_id.decode(), entry["deadline"], entry["published_ms"]))
     return index
 
 
 def note_evidence_progress(pipeline: Pipeline, source: SourceMessage) -> None:
-    key = f"evidence:{source.partition}"
-    raw = lookup(pipeline.tables.stream_time, key)
+    key = f"evidence:{source.partition}".encode()
+    raw = pipeline.state.get("stream_time", source.partition, key)
     latest = max(loads(raw)["ts"], source.timestamp_ms) if raw is not None else source.timestamp_ms
-    pipeline.tables.stream_time[key] = dumps({"ts": latest, "next_offset": source.offset + 1})
+    pipeline.state.set("stream_time", source.partition, key, dumps({"ts": latest, "next_offset": source.offset + 1}))
 
 
 def evidence_read_up_to(pipeline: Pipeline, partition: int) -> float:
@@ -136,7 +142,7 @@ def evidence_read_up_to(pipeline: Pipeline, partition: int) -> float:
     (then: infinity). Only up to the millisecond *before* the latest evidence read: more
     evidence of that same millisecond may still come (an interleaved replay of 100,000
     runs timed out 72,089 of them while their evidence waited a few offsets further on)."""
-    raw = lookup(pipeline.tables.stream_time, f"evidence:{partition}")
+    raw = pipeline.state.get("stream_time", partition, f"evidence:{partition}".encode())
     progress = loads(raw) if raw is not None else {"ts": 0, "next_offset": 0}
     if pipeline.read_to_end(pipeline.settings.topic("evidence"), partition, progress["next_offset"]):
         return float("inf")
@@ -144,7 +150,7 @@ def evidence_read_up_to(pipeline: Pipeline, partition: int) -> float:
 
 
 def stream_time(pipeline: Pipeline, partition: int) -> float | None:
-    raw = lookup(pipeline.tables.stream_time, f"join:{partition}")
+    raw = pipeline.state.get("stream_time", partition, f"join:{partition}".encode())
     return loads(raw) if raw is not None else None
 
 
@@ -152,7 +158,7 @@ def set_stream_time(pipeline: Pipeline, partition: int, scored_at: float) -> Non
     """Stream time is the latest ``scored_at`` seen on the partition: it moves with the data."""
     current = stream_time(pipeline, partition)
     if current is None or scored_at > current:
-        pipeline.tables.stream_time[f"join:{partition}"] = dumps(scored_at)
+        pipeline.state.set("stream_time", partition, f"join:{partition}".encode(), dumps(scored_at))
 
 
 def watermark(pipeline: Pipeline, partition: int) -> Watermark:
@@ -166,8 +172,9 @@ def watermark(pipeline: Pipeline, partition: int) -> Watermark:
     return Watermark(partition, now)
 
 
-async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:
+async def time_out_overdue(pipeline: Pipeline, source: TP) -> None:
     """Scores whose evidence has not come within ``join_timeout`` of stream time."""
+    partition = source.partition
     now, index = stream_time(pipeline, partition), pending_scores(pipeline, partition)
     earliest = index.earliest_deadline()
     if now is None or earliest is None or now <= earliest:
@@ -176,16 +183,18 @@ async def time_out_overdue(pipeline: Pipeline, partition: int) -> None:
     if index.earliest_published_ms() > seen_up_to:
         return
     for entry in index.pop_due(now, published_up_to=seen_up_to):
-        new_state, effects = on_join_timeout(RunState.from_dict(loads(pipeline.tables.runs[entry.run_id])))
-        pipeline.tables.runs[entry.run_id] = dumps(new_state.to_dict())
-        del pipeline.tables.pending_joins[entry.run_id]
-        await send_effects(pipeline, effects)
+        run_key = entry.run_id.encode()
+        new_state, effects = on_join_timeout(RunState.from_dict(loads(pipeline.state.get("runs", partition, run_key))))
+        pipeline.state.set("runs", partition, run_key, dumps(new_state.to_dict()))
+        pipeline.state.delete("pending_joins", partition, run_key)
+        await send_effects(pipeline, source, effects)
 
 
-async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:
+async def broadcast_watermark(pipeline: Pipeline, source: TP) -> None:
     """Tell every pair partition how far this partition's watermark has come, now and then,
     so pair windows close by stream time even where this partition sends no candidates
     (and when the watermark moves because a waiting score joined, not by a new score)."""
+    partition = source.partition
     mark = watermark(pipeline, partition)
     if mark.stream_time is None:
         return
@@ -195,4 +204,4 @@ async def broadcast_watermark(pipeline: Pipeline, partition: int) -> None:
         return
     pipeline.last_broadcast[partition] = mark.stream_time
     for target in range(pipeline.settings.partitions):
-        await publish(pipeline, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)
+        await publish(pipeline, source, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)

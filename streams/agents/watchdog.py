@@ -128,11 +128,10 @@ def pair_views(pipeline: Pipeline) -> list[PairView]:
     except ConsumerNotStarted:
         return []
     windows: dict[int, list[OpenWindow]] = {p: [] for p in held}
-    for raw_key, raw in pipeline.tables.open_windows.items():
+    for raw_key, raw in pipeline.state.all_items("open_windows"):
         entry = loads(raw)
         if entry["partition"] in windows:
-            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-            windows[entry["partition"]].append(OpenWindow(key, entry["closes_at"], entry["active_at"]))
+            windows[entry["partition"]].append(OpenWindow(raw_key.decode(), entry["closes_at"], entry["active_at"]))
     return [
         PairView(p, windows[p], stream_time(pipeline, p), progress.quiet_since.get(p, progress.resumed_wall))
         for p in held

@@ -26,10 +26,10 @@ def register(pipeline: Pipeline) -> None:
 
 
 def worker_state(pipeline: Pipeline) -> WorkerState:
-    tables = pipeline.tables
+    rows = pipeline.state.all_items
     return WorkerState(
-        pending_joins=len(tables.pending_joins),
-        open_windows=len(tables.open_windows),
+        pending_joins=sum(1 for _ in rows("pending_joins")),
+        open_windows=sum(1 for _ in rows("open_windows")),
         consumer_lag=consumer_lag(pipeline),
     )
 

@@ -1,8 +1,11 @@
 """Agent tests: the real agents under Faust's ``test_context()`` with ``memory://`` tables, no broker."""
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 import pytest
+from faust.types import EventT
 
 from schemas.codec import loads
 from streams.app import Pipeline, build_pipeline
@@ -53,7 +56,24 @@ def pipeline(settings) -> Pipeline:
     # The app is never started here: test_context() feeds the agents directly, no broker is dialled.
     pipeline = build_pipeline(settings, broker="kafka://127.0.0.1:1", store="memory://")
     pipeline.manifest.ready.set()
-    return pipeline
+    PIPELINES[pipeline.app] = pipeline
+    yield pipeline
+    PIPELINES.pop(pipeline.app, None)
+
+
+PIPELINES: dict = {}  # app -> its pipeline, for ``processed``
+
+
+async def processed(agent_ctx, event: EventT, timeout: float = 5.0) -> None:
+    """Wait until the agent has processed ``event``: ``put`` returns once the event is in the
+    agent's stream, but the agent takes it in a batch, up to DISTILL_BATCH_WAIT later."""
+    progress = PIPELINES[agent_ctx.app].progress
+    deadline = time.monotonic() + timeout
+    while progress.next_offset.get(event.message.tp, 0) <= event.message.offset:
+        if agent_ctx._crash_reason:
+            raise agent_ctx._crash_reason
+        assert time.monotonic() < deadline, f"offset {event.message.offset} not processed within {timeout} s"
+        await asyncio.sleep(0.002)
 
 
 @pytest.fixture

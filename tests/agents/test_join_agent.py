@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from tests.agents.conftest import Recorded
+from tests.agents.conftest import Recorded, processed
 
 
 def evidence(run_id="run-1", **over):
@@ -21,7 +21,7 @@ def score(run_id="run-1", category="accepted", scored_at="2026-04-20T01:00:00Z",
 
 async def put(agent_ctx, key: str | None, value: dict | bytes, timestamp: float | None = None) -> None:
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    await agent_ctx.put(raw, key=key.encode() if key else None, timestamp=timestamp)
+    await processed(agent_ctx, await agent_ctx.put(raw, key=key.encode() if key else None, timestamp=timestamp))
 
 
 async def test_score_then_evidence_emits_samples(pipeline, recorded: Recorded):

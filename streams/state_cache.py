@@ -1,0 +1,156 @@
+"""A write-behind cache in front of the tables: state reaches RocksDB and its changelog once a commit.
+
+Through Faust, every table write is a RocksDB write and a changelog message sent through
+Faust's producer buffer, ~150 µs each; a run wrote a dozen of them (its row twice, the
+partition's stream time and evidence progress, its pending-join entry, its window and
+the window's index entry...), most of them rewriting a key written moments before. Here
+writes land in a dict per (table, partition); a commit first ``flush``es it: each key
+changed since the last commit becomes one store write and one changelog message, sent
+in the transaction of its partition (every topic of the app has the same partition
+count, so Faust puts them in one co-partitioned group: partition P of a changelog shares
+the transaction of partition P of the inputs). Reads see the cache first.
+
+At a rebalance what the cache holds is dropped: the commit that precedes a revocation
+flushed what belongs to committed offsets, and the rest belongs to events that will be
+read again (under exactly-once their transaction is aborted and the store restored from
+the committed changelog).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+import faust
+from faust.transport.consumer import Consumer
+from faust.types import TP
+
+_FAUST_KEYS = b"__faust"  # the store's own keys (its persisted offset), not table rows
+_DELETED = None
+
+
+class StateCache:
+    """Pending writes of the worker's tables, per table and partition, flushed at each commit."""
+
+    def __init__(self, app: faust.App, tables: dict[str, faust.Table]) -> None:
+        self._app = app
+        self._tables = tables
+        self._dirty: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
+
+    def get(self, table: str, partition: int, key: bytes) -> bytes | None:
+        pending = self._dirty.get((table, partition))
+        if pending is not None and key in pending:
+            return pending[key]
+        return _partition_db(self._tables[table], partition).get(key)
+
+    def set(self, table: str, partition: int, key: bytes, value: bytes) -> None:
+        self._dirty[table, partition][key] = value
+
+    def delete(self, table: str, partition: int, key: bytes) -> None:
+        self._dirty[table, partition][key] = _DELETED
+
+    def items(self, table: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """The partition's rows as the next commit will leave them."""
+        yield from _merged(_partition_db(self._tables[table], partition).items(), self._dirty.get((table, partition), {}))
+
+    def all_items(self, table: str) -> Iterator[tuple[bytes, bytes]]:
+        """The rows of every partition this worker holds (the web pages and the watchdog)."""
+        store, mine = self._tables[table].data, {p: rows for (t, p), rows in self._dirty.items() if t == table}
+        if not hasattr(store, "_db_for_partition"):  # the agent tests' in-memory store: one dict
+            yield from _merged(store.data.items(), {k: v for rows in mine.values() for k, v in rows.items()})
+            return
+        for partition in sorted(set(store._dbs) | set(mine)):
+            yield from self.items(table, partition)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._dirty.values())
+
+    def forget(self, *_args, **_kwargs) -> None:
+        """A rebalance: what was not flushed belongs to events that will be read again."""
+        self._dirty.clear()
+
+    async def flush(self) -> int:
+        """Write every pending change to the store and send it to the changelog; returns how many.
+
+        The store writes happen before the first await, so a read between two sends of
+        this flush still sees every change."""
+        dirty, self._dirty = self._dirty, defaultdict(dict)
+        for (table, partition), rows in dirty.items():
+            db = _partition_db(self._tables[table], partition)
+            for key, value in rows.items():
+                if value is _DELETED:
+                    _delete(db, key)
+                else:
+                    db[key] = value
+        if not _sends_changelogs(self._tables):
+            return sum(len(rows) for rows in dirty.values())
+        producer = await self._app.maybe_start_producer()
+        count = 0
+        for (table, partition), rows in dirty.items():
+            changelog = self._tables[table].changelog_topic.get_topic_name()
+            for key, value in rows.items():
+                sent = await producer.send(changelog, key, value, partition, None, None)
+                count += 1
+            if not self._app.in_transaction:
+                sent.add_done_callback(self._persisted(self._tables[table].data, TP(changelog, partition)))
+        return count
+
+    @staticmethod
+    def _persisted(store, tp: TP):
+        """At-least-once, a store's restore resumes after the offset it persisted (under
+        exactly-once the store restores from the committed changelog every time)."""
+        def note(sent) -> None:
+            if not sent.cancelled() and sent.exception() is None:
+                store.set_persisted_offset(tp, sent.result().offset)
+        return note
+
+
+def _merged(stored, pending: dict[bytes, bytes | None]) -> Iterator[tuple[bytes, bytes]]:
+    """Stored rows with the pending changes applied: store order, then the new keys."""
+    pending = dict(pending)
+    for key, value in stored:
+        if key.startswith(_FAUST_KEYS):
+            continue
+        if key in pending:
+            value = pending.pop(key)
+            if value is _DELETED:
+                continue
+        yield key, value
+    yield from ((k, v) for k, v in pending.items() if v is not _DELETED)
+
+
+def _partition_db(table: faust.Table, partition: int):
+    """The store of one table partition: its RocksDB (``rocksdict.Rdict``), or the one dict of
+    the in-memory store of the agent tests."""
+    store = table.data
+    open_db = getattr(store, "_db_for_partition", None)
+    return open_db(partition) if open_db is not None else store.data
+
+
+def _delete(db, key: bytes) -> None:
+    if isinstance(db, dict):
+        db.pop(key, None)
+    else:
+        del db[key]
+
+
+def _sends_changelogs(tables: dict[str, faust.Table]) -> bool:
+    """The in-memory store of the agent tests has no broker behind it."""
+    return any(hasattr(table.data, "_db_for_partition") for table in tables.values())
+
+
+_faust_commit_offsets = Consumer._commit_offsets
+
+
+async def _flush_then_commit_offsets(self, offsets, start_new_transaction: bool = True) -> bool:
+    # At-least-once the offsets commit after Faust flushes its producer: the changes of the
+    # events they cover must be in it by then. (Exactly-once flushes inside the transaction
+    # commit, under the processing lock: streams/transactions.py.)
+    cache = getattr(self.app, "distill_state_cache", None)
+    if cache is not None and not self.in_transaction:
+        await cache.flush()
+    return await _faust_commit_offsets(self, offsets, start_new_transaction=start_new_transaction)
+
+
+def install(app: faust.App, cache: StateCache) -> None:
+    """Make every offset commit of this app flush ``cache`` first."""
+    app.distill_state_cache = cache
+    Consumer._commit_offsets = _flush_then_commit_offsets
