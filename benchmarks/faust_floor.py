@@ -41,7 +41,8 @@ def build(bootstrap: str, app_id: str, output: str, inputs: list[str]) -> faust.
 
 def main() -> None:
     bootstrap, app_id, output, *inputs = sys.argv[1:]
-    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = build(bootstrap, app_id, output, inputs)
     worker = faust.Worker(app, loop=loop, loglevel="WARNING", quiet=True)

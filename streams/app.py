@@ -14,11 +14,13 @@ from faust.types import TP
 
 from streams import fetch_wait, memory, resume_order, state_cache, state_store, transactions
 from streams import topics as specs
+from streams.candidates import CandidateBatches
 from streams.firewall import GateOptions
 from streams.health import Progress
 from streams.kafka_io import faust_credentials
 from streams.manifest import ManifestView
 from streams.metrics import Metrics
+from streams.outbox import Outbox
 from streams.pending import PendingScores, open_index_db
 from streams.settings import DistillSettings
 from streams.state_cache import StateCache
@@ -39,6 +41,8 @@ class Pipeline:
     # Views of table state, per join partition; dropped at every rebalance.
     pending: dict[int, PendingScores] = field(default_factory=dict)
     _index_db: rocksdict.Rdict | None = field(default=None, init=False, repr=False)
+    # Pair candidates of the join batch being processed (streams/candidates.py).
+    candidates: CandidateBatches = field(default_factory=CandidateBatches)
     # The watermark each join partition last broadcast to pairing (a rate limit only).
     last_broadcast: dict[int, float] = field(default_factory=dict)
     # Partitions whose first event since the last assignment was checked (streams/skip_guard.py).
@@ -48,16 +52,21 @@ class Pipeline:
     gate_options: GateOptions = field(init=False)
     # The tables' writes since the last commit (streams/state_cache.py): read and write state here.
     state: StateCache = field(init=False)
+    # Outputs of the batch being processed, sent at its end (streams/outbox.py), exactly-once.
+    outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.gate_options = GateOptions(
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
-        self.state = StateCache(self.app, {name: getattr(self.tables, name) for name in TABLE_NAMES})
+        self.outbox = Outbox(self.app)
+        self.state = StateCache(self.app, {name: getattr(self.tables, name) for name in TABLE_NAMES}, self.outbox)
 
     def forget_derived_state(self, *_args, **_kwargs) -> None:
         """A rebalance moves partitions and restores tables: views built on them are stale."""
         self.state.forget()
+        self.outbox.forget()
+        self.candidates.take()
         self.pending.clear()
         self.last_broadcast.clear()
         self.delivery_checked.clear()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from schemas import EvidenceRecord, ScoredRun
-from schemas.codec import dumps, encode
+from schemas.codec import dumps, encode, loads
 from schemas.quarantine_record import QuarantineRecord
 from streams.firewall import GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
 from streams.pairing import pair_run_from
@@ -65,6 +65,13 @@ class RunState:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "RunState":
         return cls(**data) if data else cls()
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "RunState":
+        return cls.from_dict(loads(raw))
 
 
 def on_evidence(

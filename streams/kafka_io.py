@@ -14,6 +14,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import murmur2
 
 from streams.errors import TopicLayoutError
 from streams.settings import DistillSettings
@@ -323,22 +324,12 @@ async def messages_between(settings: DistillSettings, gaps: dict[TopicPartition,
     return {tp: n for tp, n in counts.items() if n}
 
 
-async def has_messages_between(settings: DistillSettings, tp: TopicPartition, start: int, stop: int,
-                               timeout: float = 10.0) -> bool:
+async def has_messages_between(settings: DistillSettings, tp: TopicPartition, start: int, stop: int) -> bool:
     """Is there a committed message at an offset in [start, stop)? (Transaction markers and
     aborted messages take offsets but are no messages.)"""
-    reader = consumer(settings)
-    await reader.start()
-    try:
-        reader.assign([tp])
-        reader.seek(tp, start)
-        deadline = time.monotonic() + timeout
-        while await reader.position(tp) < stop:
-            batch = await reader.getmany(tp, timeout_ms=500, max_records=1)
-            if any(m.offset < stop for m in batch.get(tp, ())):
-                return True
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {tp.topic}[{tp.partition}] from {start} to {stop}")
-        return False
-    finally:
-        await reader.stop()
+    return bool(await messages_between(settings, {tp: (start, stop)}))
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as the Java client does)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -17,32 +17,66 @@ the committed changelog).
 """
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import faust
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from streams.outbox import Outbox
+
 _FAUST_KEYS = b"__faust"  # the store's own keys (its persisted offset), not table rows
 _DELETED = None
+
+
+@dataclass(frozen=True)
+class _Unencoded:
+    """A value kept as the object it is until the flush needs its bytes (never mutated after set)."""
+
+    value: Any
+    encode: Callable[[Any], bytes]
+
+    def __bytes__(self) -> bytes:
+        return self.encode(self.value)
 
 
 class StateCache:
     """Pending writes of the worker's tables, per table and partition, flushed at each commit."""
 
-    def __init__(self, app: faust.App, tables: dict[str, faust.Table]) -> None:
+    def __init__(self, app: faust.App, tables: dict[str, faust.Table], outbox: Outbox) -> None:
         self._app = app
         self._tables = tables
+        self._outbox = outbox
         self._dirty: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
 
     def get(self, table: str, partition: int, key: bytes) -> bytes | None:
         pending = self._dirty.get((table, partition))
         if pending is not None and key in pending:
-            return pending[key]
+            return _bytes(pending[key])
         return _partition_db(self._tables[table], partition).get(key)
 
     def set(self, table: str, partition: int, key: bytes, value: bytes) -> None:
         self._dirty[table, partition][key] = value
+
+    def get_decoded(self, table: str, partition: int, key: bytes, decode: Callable[[bytes], Any]) -> Any | None:
+        """The value as an object: the one ``set_decoded`` left, or ``decode`` of the stored bytes.
+
+        A pair window rewritten by every run it admits is then decoded and encoded once a
+        commit, not once a run (with a few hundred runs a window, that was most of pairing)."""
+        pending = self._dirty.get((table, partition))
+        if pending is not None and key in pending:
+            found = pending[key]
+            if isinstance(found, _Unencoded):
+                return found.value
+            return None if found is _DELETED else decode(found)
+        raw = _partition_db(self._tables[table], partition).get(key)
+        return None if raw is None else decode(raw)
+
+    def set_decoded(self, table: str, partition: int, key: bytes, value: Any, encode: Callable[[Any], bytes]) -> None:
+        """Set an object, encoded by ``encode`` at the flush; it must not change after this."""
+        self._dirty[table, partition][key] = _Unencoded(value, encode)
 
     def delete(self, table: str, partition: int, key: bytes) -> None:
         self._dirty[table, partition][key] = _DELETED
@@ -60,9 +94,6 @@ class StateCache:
         for partition in sorted(set(store._dbs) | set(mine)):
             yield from self.items(table, partition)
 
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self._dirty.values())
-
     def forget(self, *_args, **_kwargs) -> None:
         """A rebalance: what was not flushed belongs to events that will be read again."""
         self._dirty.clear()
@@ -79,9 +110,16 @@ class StateCache:
                 if value is _DELETED:
                     _delete(db, key)
                 else:
+                    rows[key] = value = _bytes(value)
                     db[key] = value
         if not _sends_changelogs(self._tables):
             return sum(len(rows) for rows in dirty.values())
+        if self._app.in_transaction:
+            for (table, partition), rows in dirty.items():
+                changelog = self._tables[table].changelog_topic.get_topic_name()
+                for key, value in rows.items():
+                    self._outbox.add(TP(changelog, partition), changelog, key, value, partition=partition)
+            return await self._outbox.flush()
         producer = await self._app.maybe_start_producer()
         count = 0
         for (table, partition), rows in dirty.items():
@@ -89,13 +127,12 @@ class StateCache:
             for key, value in rows.items():
                 sent = await producer.send(changelog, key, value, partition, None, None)
                 count += 1
-            if not self._app.in_transaction:
-                sent.add_done_callback(self._persisted(self._tables[table].data, TP(changelog, partition)))
+            sent.add_done_callback(self._persisted(self._tables[table].data, TP(changelog, partition)))
         return count
 
     @staticmethod
     def _persisted(store, tp: TP):
-        """At-least-once, a store's restore resumes after the offset it persisted (under
+        """A store's restore resumes after the offset it persisted: at-least-once only (under
         exactly-once the store restores from the committed changelog every time)."""
         def note(sent) -> None:
             if not sent.cancelled() and sent.exception() is None:
@@ -113,8 +150,12 @@ def _merged(stored, pending: dict[bytes, bytes | None]) -> Iterator[tuple[bytes,
             value = pending.pop(key)
             if value is _DELETED:
                 continue
-        yield key, value
-    yield from ((k, v) for k, v in pending.items() if v is not _DELETED)
+        yield key, _bytes(value)
+    yield from ((k, _bytes(v)) for k, v in pending.items() if v is not _DELETED)
+
+
+def _bytes(value: "bytes | _Unencoded | None") -> bytes | None:
+    return bytes(value) if isinstance(value, _Unencoded) else value
 
 
 def _partition_db(table: faust.Table, partition: int):

@@ -22,5 +22,6 @@ async def process_batches(pipeline: Pipeline, stream, handle: Callable[[Sequence
             for event in events:
                 await check_first_delivery(pipeline, event)
             await handle(events)
+            await pipeline.outbox.flush()
         for event in events:
             progress.processed(event.message.tp, event.message.offset)

@@ -13,6 +13,7 @@ from faust.types import TP
 from schemas import QuarantineRecord
 from schemas.codec import encode
 from streams.app import Pipeline
+from streams.candidates import CANDIDATES_KEY, pair_partition
 from streams.join import Effect, Publish
 from streams.quarantine import quarantine_headers
 
@@ -54,7 +55,8 @@ async def publish(
     Faust's transaction manager picks the transaction of the *destination* partition, so
     an output keyed to another partition than its source would commit apart from the
     source offset (lost on a crash, or refused on a worker that does not own it). The
-    transaction of the *source* partition is the one committed with its offset."""
+    transaction of the *source* partition is the one committed with its offset. Such a
+    message waits in the pipeline's outbox until the end of the batch (``streams.outbox``)."""
     app = pipeline.app
     if source is None or not app.in_transaction:
         if app.in_transaction:  # a timer's tick: harmless outside any transaction
@@ -62,23 +64,35 @@ async def publish(
             return
         await pipeline.topics[topic].send(key=key, value=value, headers=headers, partition=partition, force=True)
         return
-    transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(source.topic)}-{source.partition}"
-    await app.consumer.transactions.producer.send(
-        pipeline.topics[topic].get_topic_name(), key, value, partition, None, headers,
-        transactional_id=transactional_id,
-    )
+    pipeline.outbox.add(source, pipeline.topics[topic].get_topic_name(), key, value, headers, partition)
 
 
 async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], watermark: Watermark | None = None) -> None:
+    """Send the effects in order; pair candidates join the batch's candidate messages
+    (``streams.candidates``), stamped with ``watermark``: ``send_candidates`` sends them."""
     for effect in effects:
-        if isinstance(effect, Publish):
-            headers = watermark.headers() if watermark and effect.topic == "pair-candidates" else None
-            await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value, headers)
+        if isinstance(effect, Publish) and effect.topic == "pair-candidates":
+            target = pair_partition(effect.key, pipeline.settings.partitions)
+            mark = watermark.stream_time if watermark else None
+            full = pipeline.candidates.add(source.partition, target, mark, effect.value)
+            if full is not None:
+                await publish(pipeline, source, "pair-candidates", CANDIDATES_KEY, full,
+                              Watermark(source.partition, None).headers(), partition=target)
+        elif isinstance(effect, Publish):
+            await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value)
             if effect.topic in SAMPLE_STAGES:
                 counter = pipeline.metrics.samples if effect.value is not None else pipeline.metrics.retractions
                 counter.labels(SAMPLE_STAGES[effect.topic]).inc()
         else:
             await send_quarantine(pipeline, source, effect)
+
+
+async def send_candidates(pipeline: Pipeline, topic: str) -> None:
+    """Send the candidate messages of the batch just decided (events of ``topic``), each in
+    the transaction of the partition its candidates came from."""
+    for source, target, value in pipeline.candidates.take():
+        await publish(pipeline, TP(topic, source), "pair-candidates", CANDIDATES_KEY, value,
+                      Watermark(source, None).headers(), partition=target)
 
 
 async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineRecord) -> None:

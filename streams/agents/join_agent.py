@@ -16,7 +16,7 @@ from mode import CrashingSupervisor
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
 from streams.agents.batches import process_batches
-from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
+from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_candidates, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
@@ -45,11 +45,13 @@ def _register_join(pipeline: Pipeline, name: str, topic: str, is_evidence: bool)
 
 
 async def handle_batch(pipeline: Pipeline, events: Sequence[EventT], *, is_evidence: bool) -> None:
-    """Each event in order; then, once per partition of the batch, the timeouts stream time
-    has made due and the watermark for pairing."""
+    """Each event in order, then the batch's pair candidates; then, once per partition of
+    the batch, the timeouts stream time has made due and the watermark for pairing (after
+    the candidates: a watermark must not overtake the candidates it was stamped on)."""
     for event in events:
         await handle(pipeline, event, is_evidence=is_evidence)
         pipeline.metrics.processed(event.message.timestamp)
+    await send_candidates(pipeline, events[0].message.topic)
     for source in sorted({event.message.tp for event in events}):
         await time_out_overdue(pipeline, source)
         await broadcast_watermark(pipeline, source)
@@ -74,12 +76,11 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
         note_evidence_progress(pipeline, source)
     else:
         set_stream_time(pipeline, source.partition, record.scored_at_epoch)
-    stored = state_cache.get("runs", source.partition, run_id.encode())
-    state = RunState.from_dict(loads(stored) if stored is not None else None)
+    state = state_cache.get_decoded("runs", source.partition, run_id.encode(), RunState.decode) or RunState()
     step = on_evidence if is_evidence else on_score
     new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest)
     if new_state != state:
-        state_cache.set("runs", source.partition, run_id.encode(), dumps(new_state.to_dict()))
+        state_cache.set_decoded("runs", source.partition, run_id.encode(), new_state, RunState.encode)
     await send_effects(pipeline, event.message.tp, effects, watermark(pipeline, source.partition))
     track_pending(pipeline, run_id, new_state, source)
 
@@ -184,8 +185,8 @@ async def time_out_overdue(pipeline: Pipeline, source: TP) -> None:
         return
     for entry in index.pop_due(now, published_up_to=seen_up_to):
         run_key = entry.run_id.encode()
-        new_state, effects = on_join_timeout(RunState.from_dict(loads(pipeline.state.get("runs", partition, run_key))))
-        pipeline.state.set("runs", partition, run_key, dumps(new_state.to_dict()))
+        new_state, effects = on_join_timeout(pipeline.state.get_decoded("runs", partition, run_key, RunState.decode))
+        pipeline.state.set_decoded("runs", partition, run_key, new_state, RunState.encode)
         pipeline.state.delete("pending_joins", partition, run_key)
         await send_effects(pipeline, source, effects)
 

@@ -11,6 +11,7 @@ the windows it makes due before the next candidate is looked at, as it always di
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from faust.types import TP, EventT
 from mode import CrashingSupervisor
@@ -20,6 +21,7 @@ from schemas.codec import dumps, encode, loads
 from streams.agents.batches import process_batches
 from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
 from streams.app import Pipeline
+from streams.candidates import CANDIDATES_KEY, read_batch
 from streams.join import Publish
 from streams.pairing import (
     PairRejection, PairRun, PairWindow, admit, close, least_watermark, rescore_closed, window_closes_at, window_start, withdraw,
@@ -53,11 +55,15 @@ def register(pipeline: Pipeline) -> None:
                 await close_idle_windows(pipeline, source, now)
             return
         progress.quiet_since[partition] = time.time()
-        moved = take_watermark(pipeline, partition, Watermark.from_headers(event.message.headers))
-        if event.message.key != WATERMARK_KEY:
-            await handle_candidate(pipeline, event)
-        if moved:
-            await close_due_windows(pipeline, source)
+        stamp = Watermark.from_headers(event.message.headers)
+        if event.message.key == CANDIDATES_KEY:
+            for mark, candidate in read_batch(event.message.value):
+                await take_candidate(pipeline, source, Watermark(stamp.partition, mark), candidate)
+        elif event.message.key == WATERMARK_KEY:
+            if take_watermark(pipeline, partition, stamp):
+                await close_due_windows(pipeline, source)
+        else:  # one candidate keyed by its task, as versions before candidate batches sent them
+            await take_candidate(pipeline, source, stamp, loads(event.message.value))
 
     @app.timer(interval=pipeline.settings.pair_tick_interval)
     async def idle_tick() -> None:
@@ -67,33 +73,57 @@ def register(pipeline: Pipeline) -> None:
         progress.tick_sent_at = time.monotonic()
 
 
-def _load(pipeline: Pipeline, partition: int, key: str) -> dict | None:
-    raw = pipeline.state.get("pair_windows", partition, key.encode())
-    return loads(raw) if raw is not None else None
+@dataclass(frozen=True)
+class WindowRow:
+    """A ``pair_windows`` row: the window, each run's score source, whether it closed insufficient."""
+
+    window: PairWindow
+    sources: dict
+    insufficient: bool = False
+
+    def encode(self) -> bytes:
+        return dumps({"window": self.window.to_dict(), "sources": self.sources, "insufficient": self.insufficient})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "WindowRow":
+        row = loads(raw)
+        return cls(PairWindow.from_dict(row["window"]), row["sources"], row["insufficient"])
+
+
+def _load(pipeline: Pipeline, partition: int, key: str) -> WindowRow | None:
+    return pipeline.state.get_decoded("pair_windows", partition, key.encode(), WindowRow.decode)
 
 
 def _save(pipeline: Pipeline, partition: int, key: str, window: PairWindow, sources: dict, insufficient: bool = False) -> None:
-    pipeline.state.set("pair_windows", partition, key.encode(),
-                       dumps({"window": window.to_dict(), "sources": sources, "insufficient": insufficient}))
+    # Kept as an object until the commit: a window is rewritten by every run it takes.
+    pipeline.state.set_decoded("pair_windows", partition, key.encode(), WindowRow(window, sources, insufficient),
+                               WindowRow.encode)
 
 
-async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
+async def take_candidate(pipeline: Pipeline, source: TP, mark: Watermark | None, candidate: dict) -> None:
+    """The watermark the candidate was stamped with, the candidate, then what the watermark made due."""
+    moved = take_watermark(pipeline, source.partition, mark)
+    await handle_candidate(pipeline, source, candidate)
+    if moved:
+        await close_due_windows(pipeline, source)
+
+
+async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> None:
     settings, state_cache = pipeline.settings, pipeline.state
-    candidate = loads(event.message.value)
     run_id = candidate["run_id"]
     run = PairRun.from_dict(candidate["run"]) if candidate["run"] else None
-    partition, source = event.message.partition, event.message.tp
+    partition = source.partition
     known = state_cache.get("pair_run_window", partition, run_id.encode())
     known = known.decode() if known is not None else None
     if known == LATE:
         return
     if known is not None:
         stored = _load(pipeline, partition, known)
-        window = PairWindow.from_dict(stored["window"])
-        sources = stored["sources"] | {run_id: candidate["score_source"]}
+        window = stored.window
+        sources = stored.sources | {run_id: candidate["score_source"]}
         if window.closed:
             window, retractions = rescore_closed(window, run, run_id)
-            _save(pipeline, partition, known, window, sources, stored["insufficient"])
+            _save(pipeline, partition, known, window, sources, stored.insufficient)
             for retraction in retractions:
                 await send_effects(pipeline, source, [Publish("preference-pairs", retraction.pair_id, None)])
                 chosen_source = SourceMessage.from_dict(sources[retraction.chosen_run_id])
@@ -113,7 +143,7 @@ async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
         key = f"{run.task_id}|{start:.0f}"
         stored = _load(pipeline, partition, key)
         closes_at = window_closes_at(start, settings.pair_window, settings.pair_grace)
-        if (stored and stored["window"]["closed"]) or stream_time(pipeline, partition) > closes_at:
+        if (stored and stored.window.closed) or stream_time(pipeline, partition) > closes_at:
             state_cache.set("pair_run_window", partition, run_id.encode(), LATE.encode())
             await send_quarantine(pipeline, source, quarantine_record(
                 stage="preference", reason="late_arrival", subject=run_id,
@@ -123,8 +153,8 @@ async def handle_candidate(pipeline: Pipeline, event: EventT) -> None:
                 source_provenance=run.provenance,
             ))
         else:
-            window = PairWindow.from_dict(stored["window"]) if stored else PairWindow(run.task_id, start)
-            sources = (stored["sources"] if stored else {}) | {run_id: candidate["score_source"]}
+            window = stored.window if stored else PairWindow(run.task_id, start)
+            sources = (stored.sources if stored else {}) | {run_id: candidate["score_source"]}
             _save(pipeline, partition, key, admit(window, run), sources)
             state_cache.set("pair_run_window", partition, run_id.encode(), key.encode())
             touch_open_window(pipeline, key, partition, closes_at)
@@ -214,16 +244,16 @@ async def _sweep(pipeline: Pipeline, source: TP, is_due) -> None:
 async def close_window(pipeline: Pipeline, source: TP, key: str) -> None:
     partition = source.partition
     stored = _load(pipeline, partition, key)
-    window = PairWindow.from_dict(stored["window"])
+    window = stored.window
     emitted_before = set(window.emitted)
     window, outcomes, insufficient = close(window, pipeline.settings.max_pairs_per_task, emitted_before.__contains__)
-    _save(pipeline, partition, key, window, stored["sources"], insufficient)
+    _save(pipeline, partition, key, window, stored.sources, insufficient)
     pipeline.state.delete("open_windows", partition, key.encode())
     for outcome in outcomes:
         if isinstance(outcome, PreferenceSample):
             await send_effects(pipeline, source, [Publish("preference-pairs", outcome.id, encode(outcome))])
         else:
-            await send_rejected_pair(pipeline, source, outcome, stored["sources"])
+            await send_rejected_pair(pipeline, source, outcome, stored.sources)
 
 
 async def send_rejected_pair(pipeline: Pipeline, source: TP, rejection: PairRejection, sources: dict) -> None:
