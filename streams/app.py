@@ -100,6 +100,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
+        broker_commit_interval=settings.commit_interval,
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,

@@ -89,7 +89,7 @@ def on_evidence(
             source_provenance=evidence.provenance,
         )]
     state = replace(state, evidence=obj)
-    return _evaluate(state, options, manifest) if state.joined else (state, [])
+    return _evaluate(state, options, manifest, evidence=evidence) if state.joined else (state, [])
 
 
 def on_score(
@@ -100,7 +100,7 @@ def on_score(
     if state.score == obj:
         return state, []  # identical redelivery
     state = replace(state, score=obj, score_source=source.to_dict())
-    return _evaluate(state, options, manifest) if state.joined else (state, [])
+    return _evaluate(state, options, manifest, score=score) if state.joined else (state, [])
 
 
 def on_join_timeout(state: RunState) -> tuple[RunState, list[Effect]]:
@@ -117,9 +117,15 @@ def on_join_timeout(state: RunState) -> tuple[RunState, list[Effect]]:
     return replace(state, join_quarantined=True), [record]
 
 
-def _evaluate(state: RunState, options: GateOptions, manifest: Manifest) -> tuple[RunState, list[Effect]]:
-    evidence = EvidenceRecord.model_validate(state.evidence)
-    score = ScoredRun.model_validate(state.score)
+def _evaluate(
+    state: RunState, options: GateOptions, manifest: Manifest,
+    evidence: EvidenceRecord | None = None, score: ScoredRun | None = None,
+) -> tuple[RunState, list[Effect]]:
+    """The gates on the joined run; the record that just came is passed as the model it was
+    decoded into (the stored objects are those models dumped, so validating them again
+    gives the same model)."""
+    evidence = evidence or EvidenceRecord.model_validate(state.evidence)
+    score = score or ScoredRun.model_validate(state.score)
     source = SourceMessage.from_dict(state.score_source)
     outcomes = dict(state.outcomes)
     effects: list[Effect] = []

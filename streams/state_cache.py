@@ -79,7 +79,11 @@ class StateCache:
         self._dirty[table, partition][key] = _Unencoded(value, encode)
 
     def delete(self, table: str, partition: int, key: bytes) -> None:
-        self._dirty[table, partition][key] = _DELETED
+        pending = self._dirty[table, partition]
+        if key in pending and _partition_db(self._tables[table], partition).get(key) is None:
+            del pending[key]  # set and deleted since the last commit: the store and changelog never knew it
+        else:
+            pending[key] = _DELETED
 
     def items(self, table: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """The partition's rows as the next commit will leave them."""

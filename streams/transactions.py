@@ -5,9 +5,10 @@ Faust's ``TransactionManager.commit`` sends the consumed offsets and commits whi
 producer buffer, to slip into the *next* transaction, and (2) an event may be half
 processed, its first outputs already in the transaction. A crash between two commits
 then loses a state change whose offset was committed (seen in our SIGKILL test: runs
-whose evidence never took effect), or repeats outputs. Here every event is processed
-under ``Pipeline.processing_lock``, and a commit takes the same lock and drains the
-buffer first, so a transaction holds whole events and all of their effects.
+whose evidence never took effect), or repeats outputs. Here every batch of events is
+processed under ``Pipeline.processing_lock`` (``streams.agents.batches``), and a commit
+takes the same lock, flushes the state cache into the transaction (``streams.state_cache``)
+and drains the buffer first, so a transaction holds whole batches and all of their effects.
 
 Faust's own ``ProducerBuffer.flush`` is not a drain: it returns when a message takes
 more than 0.1 s, and it counts a message as sent once it has left the queue, before it
@@ -67,10 +68,16 @@ async def _commit_whole_events(self, offsets, start_new_transaction: bool = True
     lock: asyncio.Lock | None = getattr(self.app, "distill_processing_lock", None)
     if lock is None:
         return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
-    async with lock:
-        await self.app.distill_state_cache.flush()
-        await drain(self.app.producer.buffer)
-        return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
+    async def commit() -> bool:
+        async with lock:
+            await self.app.distill_state_cache.flush()
+            await drain(self.app.producer.buffer)
+            return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
+
+    # Shielded: a stopping worker cancels its periodic commit; cut between a transaction's
+    # commit and the start of the next, the worker's last commit found no transaction open
+    # ("Not in the middle of a transaction") and the worker never left its group.
+    return await asyncio.shield(commit())
 
 
 async def _on_rebalance_fresh_producers(self, assigned, revoked, newly_assigned) -> None:
