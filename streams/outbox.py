@@ -8,6 +8,7 @@ handed to the source partition's transactional producer as whole record batches.
 kept where Kafka keeps it: within one producer and one partition, in the order added.
 """
 
+import asyncio
 from collections import defaultdict
 
 import faust
@@ -44,16 +45,21 @@ class Outbox:
             for key, value, headers in messages:
                 target = partition if partition is not None else await self._partition_of(topic, key)
                 by_partition[source, topic, target].append((key, value, headers))
-        for (source, topic, partition), messages in by_partition.items():
-            producer = self._producer_of(source)
-            batch = producer.create_batch()
-            for key, value, headers in messages:
-                if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
-                    await producer.send_batch(batch, topic, partition=partition)
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None, headers=headers or [])
-            await producer.send_batch(batch, topic, partition=partition)
+        # One partition's batches in order; the partitions side by side, since a batch waits
+        # until the partition's previous one has left for the broker.
+        await asyncio.gather(*(self._send(self._producer_of(source), topic, partition, messages)
+                               for (source, topic, partition), messages in by_partition.items()))
         return sum(len(messages) for messages in by_partition.values())
+
+    @staticmethod
+    async def _send(producer, topic: str, partition: int, messages: list) -> None:
+        batch = producer.create_batch()
+        for key, value, headers in messages:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None, headers=headers or [])
+        await producer.send_batch(batch, topic, partition=partition)
 
     async def _partition_of(self, topic: str, key: bytes | None) -> int:
         count = self._partition_counts.get(topic)

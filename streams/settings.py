@@ -38,7 +38,7 @@ class DistillSettings(BaseSettings):
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
     memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
     fetch_max_wait: float = Field(default=0.1, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/fetch_wait.py)
-    commit_interval: float = Field(default=2.8, gt=0)  # exactly-once: how often outputs become visible (Faust's default)
+    commit_interval: float = Field(default=0.25, gt=0)  # how often offsets, state and (exactly-once) outputs commit
     batch_size: int = Field(default=1000, ge=1)  # most events an agent takes at a time (streams/agents/batches.py)
     batch_wait: float = Field(default=0.05, gt=0, le=1.0)  # longest wait for a batch to fill: latency at low load
     stall_timeout: float = Field(default=300.0, gt=0)  # work waiting and nothing moving this long: /health fails (streams/health.py)

@@ -98,6 +98,15 @@ class ChangelogTrustingStore(BoundedStore):
         # Every held partition counts as new, so Faust restores each of them afresh.
         await super().on_rebalance(assigned, revoked, newly_assigned | mine, generation_id)
 
+    def _open_for_partition(self, partition: int):
+        # No write-ahead log: the copy is rebuilt from the changelog whenever the partition is
+        # assigned, so a crash loses nothing it needs (a put without it: 3 instead of 9 µs).
+        db = super()._open_for_partition(partition)
+        unlogged = rocksdict.WriteOptions()
+        unlogged.disable_wal = True
+        db.set_write_options(unlogged)
+        return db
+
     # The local copy is always rebuilt from the start of the committed changelog, so it keeps
     # no offset. Faust records one as each changelog send is acknowledged, and a send of a
     # transaction that a rebalance aborts can be acknowledged after the wipe: its offset then
