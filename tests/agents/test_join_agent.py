@@ -51,6 +51,22 @@ async def test_bad_input_is_quarantined_and_the_agent_keeps_going(pipeline, reco
     assert "not the record's run id" in records[3]["errors"][0]
 
 
+async def test_bad_messages_in_one_batch_each_get_their_record_and_the_good_ones_go_through(pipeline, recorded: Recorded):
+    async with pipeline.app.agents["join_evidence"].test_context() as ev, \
+            pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "run-1", score())
+        sent = []
+        for key, value in [("x", b"\xff not json"), ("run-1", orjson.dumps(evidence())), ("y", b"[]"),
+                           ("run-2", orjson.dumps(evidence(run_id="run-2", text=7)))]:
+            sent.append(await ev.put(value, key=key.encode(), wait=False))  # one batch: nothing awaited between
+        await processed(ev, sent[-1])
+    assert pipeline.progress.next_offset[sent[-1].message.tp] == sent[-1].message.offset + 1
+    records = recorded.values("quarantine")
+    inputs = [r for r in records if r["stage"] == "input"]
+    assert [(r["reason"], r["source"]["offset"]) for r in inputs] == [("schema_violation", o) for o in (0, 2, 3)]
+    assert list(recorded.live("sft-samples")) and list(recorded.live("rag-samples"))
+
+
 async def test_rescore_to_rejected_retracts_with_tombstone_and_record(pipeline, recorded: Recorded):
     async with pipeline.app.agents["join_evidence"].test_context() as ev, \
             pipeline.app.agents["join_scores"].test_context() as sc:

@@ -3,6 +3,7 @@ broker, and a flood of bad input, each compared with an undisturbed run."""
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,9 @@ from tests.integration.runs import synthetic_runs
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settings, tmp_path):
-    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000)
+    # Enough runs that the third worker still finds work: each is killed 0.1-2 s into
+    # producing, at ~700 runs/s (3,000 were all done before the third kill).
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 12000)
     settings = make_settings(**COMPARED)
     await ingest(settings, [files[0]], [files[1]])
     rng = random.Random(5)
@@ -38,7 +41,11 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settin
 async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, tmp_path):
     files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 3000, rescored=150, partitions=4)
     settings = make_settings(**COMPARED, partitions=4)
-    await ingest(settings, [files[0]], [files[1]])
+    # Half the input first, the other half once both workers are in the group (the survivor
+    # alone got through all 3,000 runs before the second worker had joined). Each topic gets
+    # its messages in the same order as in the reference run, so offsets match.
+    (evidence, second_evidence), (scores, second_scores) = (halves(files[0], tmp_path), halves(files[1], tmp_path))
+    await ingest(settings, [evidence], [scores])
     doomed_settings = settings.model_copy(update={"data_dir": settings.data_dir / "doomed"})
     # The survivor starts alone, a second worker joins and takes half the partitions, and is
     # killed once the group is stable with both and producing: the survivor gets back
@@ -51,6 +58,7 @@ async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, t
                 while await kafka_io.group_state(settings, settings.application_id) != ("Stable", 2):
                     assert doomed.poll() is None
                     await asyncio.sleep(0.2)
+                await ingest(settings, [second_evidence], [second_scores])
                 await until_producing(settings, doomed)
             assert await kafka_io.group_state(settings, settings.application_id) == ("Stable", 2)
             doomed.kill()
@@ -63,7 +71,8 @@ async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, t
 async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path, broker):
     from streams.localkafka.broker import LocalKafka
 
-    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 1500)
+    # Enough runs to be still processing when the broker goes down.
+    files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 6000)
     settings = make_settings(**COMPARED)
     await ingest(settings, [files[0]], [files[1]])
     kafka = LocalKafka.from_env()
@@ -75,6 +84,15 @@ async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path
         rows = await settle_and_export(settings, timeout=600)
     assert comparable(rows) == comparable(expected_rows)
     assert await message_counts(settings) == expected_counts
+
+
+def halves(path: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The file's first and second half of lines, as two files."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / f"first-{path.name}", tmp_path / f"second-{path.name}"
+    first.write_bytes(b"".join(lines[: len(lines) // 2]))
+    second.write_bytes(b"".join(lines[len(lines) // 2:]))
+    return first, second
 
 
 async def test_bad_input_flood_is_quarantined_with_bounded_memory(make_settings, tmp_path):
