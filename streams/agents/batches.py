@@ -3,8 +3,9 @@
 Faust's per-event machinery (an asyncio hand-off per event, and here the processing lock
 each event took) cost more than the decisions themselves. A batch is what the consumer
 has delivered, up to ``DISTILL_BATCH_SIZE`` events or ``DISTILL_BATCH_WAIT`` seconds. A
-transaction commit takes the same lock, so it never splits a batch; Faust acks the batch's
-events once it is processed.
+transaction commit takes the same lock, so it never splits a batch, and the batch's events
+are acked before the lock is let go, so a commit has a batch's offsets exactly when it has
+its outputs.
 """
 
 import asyncio
@@ -24,6 +25,11 @@ async def process_batches(pipeline: Pipeline, stream, handle: Callable[[Sequence
                 await check_first_delivery(pipeline, event)
             await handle(events)
             await pipeline.outbox.flush()
+            # Acked here, under the lock: take_events acks only once the loop asks for the next
+            # batch, and a commit that took the lock in between sent the batch's outputs without
+            # its offsets (a crash then read it again: its input quarantine records twice).
+            for event in events:
+                event.ack()
 
     async for events in stream.take_events(settings.batch_size, within=settings.batch_wait):
         # Shielded: a worker stopping cancels its agents, and Faust then acks the batch it had

@@ -71,13 +71,12 @@ async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], wa
     """Send the effects in order; pair candidates join the batch's candidate messages
     (``streams.candidates``), stamped with ``watermark``: ``send_candidates`` sends them."""
     for effect in effects:
-        if isinstance(effect, Publish) and effect.topic == "pair-candidates":
+        if is_candidate(effect):
             target = pair_partition(effect.key, pipeline.settings.partitions)
             mark = watermark.stream_time if watermark else None
             full = pipeline.candidates.add(source.partition, target, mark, effect.value)
             if full is not None:
-                await publish(pipeline, source, "pair-candidates", CANDIDATES_KEY, full,
-                              Watermark(source.partition, None).headers(), partition=target)
+                await publish_candidates(pipeline, source, target, full)
         elif isinstance(effect, Publish):
             await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value)
             if effect.topic in SAMPLE_STAGES:
@@ -87,12 +86,22 @@ async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], wa
             await send_quarantine(pipeline, source, effect)
 
 
+def is_candidate(effect: Effect) -> bool:
+    return isinstance(effect, Publish) and effect.topic == "pair-candidates"
+
+
 async def send_candidates(pipeline: Pipeline, topic: str) -> None:
     """Send the candidate messages of the batch just decided (events of ``topic``), each in
     the transaction of the partition its candidates came from."""
     for source, target, value in pipeline.candidates.take():
-        await publish(pipeline, TP(topic, source), "pair-candidates", CANDIDATES_KEY, value,
-                      Watermark(source, None).headers(), partition=target)
+        await publish_candidates(pipeline, TP(topic, source), target, value)
+
+
+async def publish_candidates(pipeline: Pipeline, source: TP, target: int, value: bytes) -> None:
+    """One candidate batch message; its headers name the source partition (the watermarks
+    are in the value, one per candidate)."""
+    await publish(pipeline, source, "pair-candidates", CANDIDATES_KEY, value,
+                  Watermark(source.partition, None).headers(), partition=target)
 
 
 async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineRecord) -> None:

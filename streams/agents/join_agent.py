@@ -16,7 +16,9 @@ from mode import CrashingSupervisor
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
 from streams.agents.batches import process_batches
-from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_candidates, send_effects, send_quarantine
+from streams.agents.emit import (
+    WATERMARK_KEY, Watermark, is_candidate, publish, send_candidates, send_effects, send_quarantine,
+)
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
@@ -81,8 +83,10 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
     new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest)
     if new_state != state:
         state_cache.set_decoded("runs", source.partition, run_id.encode(), new_state, RunState.encode)
-    await send_effects(pipeline, event.message.tp, effects, watermark(pipeline, source.partition))
-    track_pending(pipeline, run_id, new_state, source)
+    # The watermark stamps pair candidates only, and asks the pending index: not for every event.
+    stamp = watermark(pipeline, source.partition) if any(is_candidate(effect) for effect in effects) else None
+    await send_effects(pipeline, event.message.tp, effects, stamp)
+    track_pending(pipeline, run_id, new_state, source, None if is_evidence else record)
 
 
 def original_object(record) -> dict:
@@ -102,11 +106,14 @@ async def reject_input(pipeline: Pipeline, event: EventT, errors, obj, raw: byte
     ))
 
 
-def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage) -> None:
-    """Keep the scores waiting for evidence, in the table (durable) and in the index (fast)."""
+def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage,
+                  score: ScoredRun | None = None) -> None:
+    """Keep the scores waiting for evidence, in the table (durable) and in the index (fast).
+    ``score``: the state's score as the model it was just decoded into, if at hand."""
     index = pending_scores(pipeline, source.partition)
     if state.pending and not state.join_quarantined:
-        deadline = ScoredRun.model_validate(state.score).scored_at_epoch + pipeline.settings.join_timeout
+        score = score or ScoredRun.model_validate(state.score)
+        deadline = score.scored_at_epoch + pipeline.settings.join_timeout
         entry = Waiting(run_id, deadline, state.score_source["timestamp_ms"])
         if index.add(entry):
             pipeline.state.set("pending_joins", source.partition, run_id.encode(), dumps(
