@@ -12,7 +12,7 @@ from streams.localkafka.broker import LocalKafka
 from streams.manifest_publish import manifest_paths, publish_manifest
 from streams.settings import DistillSettings
 from streams.stats import Stats, collect
-from streams.tables import TABLE_NAMES, changelog_topic
+from streams.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
 from streams.topics import TOPIC_SPECS
 from streams.wait import wait_caught_up
 from streams.worker import child_worker
@@ -22,7 +22,7 @@ SAMPLE_DATA = Path(__file__).parent / "sample_data"
 
 async def reset_demo_topics(settings: DistillSettings) -> None:
     """The demo owns its prefix: start from empty topics and state, so a re-run shows the same."""
-    names = [settings.topic(s.name) for s in TOPIC_SPECS] + [changelog_topic(settings, t) for t in TABLE_NAMES]
+    names = [settings.topic(s.name) for s in TOPIC_SPECS] + [changelog_topic(settings, t) for t in (*TABLE_NAMES, *RETIRED_TABLES)]
     await kafka_io.delete_topics(settings, names)
     await kafka_io.wait_topics_gone(settings, names)
     shutil.rmtree(settings.data_dir, ignore_errors=True)

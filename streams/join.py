@@ -43,6 +43,9 @@ class RunState:
     outcomes: dict[str, dict[str, str]] = field(default_factory=dict)
     join_quarantined: bool = False
     pair_candidate: str | None = None  # the last candidate sent to pairing, to skip repeats
+    # Task id -> scored_at of the first candidate with a run sent for that task: the window
+    # holding that instant is the one pairing admitted the run to (unless it came late).
+    first_scored_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def joined(self) -> bool:
@@ -60,6 +63,7 @@ class RunState:
             "outcomes": self.outcomes,
             "join_quarantined": self.join_quarantined,
             "pair_candidate": self.pair_candidate,
+            "first_scored_at": self.first_scored_at,
         }
 
     @classmethod
@@ -72,6 +76,16 @@ class RunState:
     @classmethod
     def decode(cls, raw: bytes) -> "RunState":
         return cls.from_dict(loads(raw))
+
+    @staticmethod
+    def may_be_pending(raw: bytes) -> bool:
+        """False for an encoded state that has evidence, without decoding it: a scan for the
+        waiting scores of a partition decodes the few rows that may be waiting, not all."""
+        return raw.startswith(_NO_EVIDENCE)
+
+
+# ``encode`` writes the evidence first (``to_dict``'s order): rows without evidence start so.
+_NO_EVIDENCE = b'{"evidence":null,'
 
 
 def on_evidence(
@@ -163,18 +177,24 @@ def _forward_to_pairing(
     """Send the run to its task's pair buffer when what pairing sees of it changed.
 
     A run that may not take part (no provenance, no text) goes too, as ``run: null``, so
-    pairs made of it before a re-score can be retracted."""
+    pairs made of it before a re-score can be retracted. Each candidate carries where the
+    run was first a candidate of each task (``first_scored_at``), so pairing finds the
+    window holding the run without a table of its own."""
     run = pair_run_from(evidence, score)
+    first_scored_at = state.first_scored_at
+    if run is not None and run.task_id not in first_scored_at:
+        first_scored_at = {**first_scored_at, run.task_id: run.scored_at_epoch}
     candidate = dumps({
         "run_id": score.evidence_run_id,
         "run": run.to_dict() if run else None,
         "score_source": state.score_source,
+        "first_scored_at": first_scored_at,
     })
     digest = digest_of(candidate)
     if digest == state.pair_candidate:
         return state, effects
     effects.append(Publish("pair-candidates", score.evidence_task_id, candidate))
-    return replace(state, pair_candidate=digest), effects
+    return replace(state, pair_candidate=digest, first_scored_at=first_scored_at), effects
 
 
 def digest_of(value: bytes) -> str:

@@ -77,6 +77,11 @@ def window_start(scored_at_epoch: float, pair_window: float) -> float:
     return start
 
 
+def window_key(task_id: str, scored_at_epoch: float, pair_window: float) -> str:
+    """The pair window row of a task holding this instant: ``"{task_id}|{window start}"``."""
+    return f"{task_id}|{window_start(scored_at_epoch, pair_window):.0f}"
+
+
 def window_closes_at(start: float, pair_window: float, pair_grace: float) -> float:
     """The stream time that, once passed (strictly), closes the window."""
     return start + pair_window + pair_grace

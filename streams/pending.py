@@ -1,12 +1,13 @@
 """Scores waiting for their evidence on one join partition, ordered by deadline.
 
-The ``pending_joins`` table is the durable truth; this index is a view of it, rebuilt
-from the table after every rebalance. It answers, per message and without a scan, the
-two questions stream time asks: the earliest deadline still waiting (which holds the
-partition's watermark back) and the earliest publish time (before which the evidence
-must have been read for any timeout to be safe). A stored minimum cannot do this: it
-goes stale the moment its run joins, and then holds the watermark back for ever (or
-until stream time passes a deadline that no longer exists).
+The ``runs`` table is the durable truth (a waiting score is a run with a score and no
+evidence); this index is a view of it, rebuilt from the table after every rebalance. It
+answers, per message and without a scan, the two questions stream time asks: the
+earliest deadline still waiting (which holds the partition's watermark back) and the
+earliest publish time (before which the evidence must have been read for any timeout to
+be safe). A stored minimum cannot do this: it goes stale the moment its run joins, and
+then holds the watermark back for ever (or until stream time passes a deadline that no
+longer exists).
 
 The view lives in a RocksDB of the worker's own, not in Python objects: a replay reads
 scores far ahead of their evidence, and half of all runs waited at once in the

@@ -16,14 +16,15 @@ from streams.state_store import table_options
 @dataclass(frozen=True)
 class Tables:
     runs: faust.Table  # run_id -> RunState
-    pending_joins: faust.Table  # run_id -> {"partition", "deadline"} while a score waits for evidence
     stream_time: faust.Table  # "join:{p}" / "pair:{p}" / "evidence:{p}" / "open_bounds:{p}" -> a partition's clocks
     pair_windows: faust.Table  # "{task_id}|{window start}" -> PairWindow
-    pair_run_window: faust.Table  # run_id -> key of the window holding the run
+    pair_run_window: faust.Table  # run_id -> "late" if refused as late (earlier versions: the key of every run's window)
     open_windows: faust.Table  # window key -> {"partition", "closes_at", "active_at"} while it is open
 
 
-TABLE_NAMES = ("runs", "pending_joins", "stream_time", "pair_windows", "pair_run_window", "open_windows")
+TABLE_NAMES = ("runs", "stream_time", "pair_windows", "pair_run_window", "open_windows")
+# Tables of earlier versions: their changelogs are left alone by a worker, deleted by a reset.
+RETIRED_TABLES = ("pending_joins",)
 
 
 def changelog_topic(settings: DistillSettings, table: str) -> str:

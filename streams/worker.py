@@ -20,7 +20,7 @@ from streams.app import build_pipeline
 from streams.errors import DistillError
 from streams.preflight import check_connection
 from streams.settings import DistillSettings
-from streams.tables import TABLE_NAMES, changelog_topic
+from streams.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
 from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
 from streams.wait import wait_caught_up
 
@@ -118,7 +118,7 @@ async def child_worker(settings: DistillSettings, log_path: Path | None = None):
 async def reset_outputs(settings: DistillSettings) -> None:
     """Delete every output, the internal topics and the local state; rewind the group."""
     doomed = [settings.topic(s.name) for s in (*OUTPUT_TOPICS, PAIR_CANDIDATES)]
-    doomed += [changelog_topic(settings, t) for t in TABLE_NAMES]
+    doomed += [changelog_topic(settings, t) for t in (*TABLE_NAMES, *RETIRED_TABLES)]
     await kafka_io.delete_topics(settings, doomed)
     await kafka_io.wait_topics_gone(settings, doomed)
     shutil.rmtree(settings.state_dir, ignore_errors=True)

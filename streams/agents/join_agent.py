@@ -108,29 +108,36 @@ async def reject_input(pipeline: Pipeline, event: EventT, errors, obj, raw: byte
 
 def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage,
                   score: ScoredRun | None = None) -> None:
-    """Keep the scores waiting for evidence, in the table (durable) and in the index (fast).
+    """Keep the index of scores waiting for evidence in step with the run's state.
     ``score``: the state's score as the model it was just decoded into, if at hand."""
     index = pending_scores(pipeline, source.partition)
     if state.pending and not state.join_quarantined:
-        score = score or ScoredRun.model_validate(state.score)
-        deadline = score.scored_at_epoch + pipeline.settings.join_timeout
-        entry = Waiting(run_id, deadline, state.score_source["timestamp_ms"])
-        if index.add(entry):
-            pipeline.state.set("pending_joins", source.partition, run_id.encode(), dumps(
-                {"partition": source.partition, "deadline": deadline, "published_ms": entry.published_ms}))
-    elif index.discard(run_id):
-        pipeline.state.delete("pending_joins", source.partition, run_id.encode())
+        index.add(waiting_entry(pipeline, run_id, state, score))
+    else:
+        index.discard(run_id)
+
+
+def waiting_entry(pipeline: Pipeline, run_id: str, state: RunState, score: ScoredRun | None = None) -> Waiting:
+    score = score or ScoredRun.model_validate(state.score)
+    return Waiting(run_id, score.scored_at_epoch + pipeline.settings.join_timeout, state.score_source["timestamp_ms"])
 
 
 def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
-    """The partition's index of waiting scores, read from ``pending_joins`` once a rebalance."""
+    """The partition's index of waiting scores, rebuilt from the ``runs`` rows once a rebalance.
+
+    The rows are the durable truth (a waiting score is a run with a score and no evidence),
+    so the index needs no table and no changelog of its own: that was two changelog
+    messages a run (the entry, then its tombstone)."""
     index = pipeline.pending.get(partition)
     if index is None:
         index = pipeline.pending[partition] = PendingScores(pipeline.index_db(), partition)
-        for raw_id, raw in pipeline.state.items("pending_joins", partition):
-            entry = loads(raw)
-            if entry["partition"] == partition:  # the agent tests' in-memory store has one partition
-                index.add(Waiting(raw_id.decode(), entry["deadline"], entry["published_ms"]))
+        for raw_id, raw in pipeline.state.items("runs", partition):
+            if not RunState.may_be_pending(raw):
+                continue
+            state = RunState.decode(raw)
+            # The agent tests' in-memory store has one partition for all.
+            if state.pending and not state.join_quarantined and state.score_source["partition"] == partition:
+                index.add(waiting_entry(pipeline, raw_id.decode(), state))
     return index
 
 
@@ -194,7 +201,6 @@ async def time_out_overdue(pipeline: Pipeline, source: TP) -> None:
         run_key = entry.run_id.encode()
         new_state, effects = on_join_timeout(pipeline.state.get_decoded("runs", partition, run_key, RunState.decode))
         pipeline.state.set_decoded("runs", partition, run_key, new_state, RunState.encode)
-        pipeline.state.delete("pending_joins", partition, run_key)
         await send_effects(pipeline, source, effects)
 
 

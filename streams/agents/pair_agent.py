@@ -24,7 +24,8 @@ from streams.app import Pipeline
 from streams.candidates import CANDIDATES_KEY, read_batch
 from streams.join import Publish
 from streams.pairing import (
-    PairRejection, PairRun, PairWindow, admit, close, least_watermark, rescore_closed, window_closes_at, window_start, withdraw,
+    PairRejection, PairRun, PairWindow, admit, close, least_watermark, rescore_closed, window_closes_at, window_key,
+    window_start, withdraw,
 )
 from streams.quarantine import SourceMessage, quarantine_record
 
@@ -113,8 +114,7 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
     run_id = candidate["run_id"]
     run = PairRun.from_dict(candidate["run"]) if candidate["run"] else None
     partition = source.partition
-    known = state_cache.get("pair_run_window", partition, run_id.encode())
-    known = known.decode() if known is not None else None
+    known = admitted_window(pipeline, partition, candidate)
     if known == LATE:
         return
     if known is not None:
@@ -140,7 +140,7 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
             touch_open_window(pipeline, known, partition)
     elif run is not None:
         start = window_start(run.scored_at_epoch, settings.pair_window)
-        key = f"{run.task_id}|{start:.0f}"
+        key = window_key(run.task_id, run.scored_at_epoch, settings.pair_window)
         stored = _load(pipeline, partition, key)
         closes_at = window_closes_at(start, settings.pair_window, settings.pair_grace)
         if (stored and stored.window.closed) or stream_time(pipeline, partition) > closes_at:
@@ -156,8 +156,26 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
             window = stored.window if stored else PairWindow(run.task_id, start)
             sources = (stored.sources if stored else {}) | {run_id: candidate["score_source"]}
             _save(pipeline, partition, key, admit(window, run), sources)
-            state_cache.set("pair_run_window", partition, run_id.encode(), key.encode())
             touch_open_window(pipeline, key, partition, closes_at)
+
+
+def admitted_window(pipeline: Pipeline, partition: int, candidate: dict) -> str | None:
+    """The key of the window this partition admitted the run to, ``LATE`` if it refused it
+    as late, None if neither.
+
+    ``pair_run_window`` keeps the late ones (and, from versions before ``first_scored_at``,
+    every run's window); otherwise the window is the one holding the run's first candidate
+    of a task, if that window took the run: one read, and no row written a run."""
+    run_id = candidate["run_id"]
+    known = pipeline.state.get("pair_run_window", partition, run_id.encode())
+    if known is not None:
+        return known.decode()
+    for task_id, scored_at_epoch in candidate.get("first_scored_at", {}).items():
+        key = window_key(task_id, scored_at_epoch, pipeline.settings.pair_window)
+        stored = _load(pipeline, partition, key)
+        if stored is not None and run_id in stored.sources:
+            return key
+    return None
 
 
 def stream_time(pipeline: Pipeline, partition: int) -> float:

@@ -26,10 +26,10 @@ def register(pipeline: Pipeline) -> None:
 
 
 def worker_state(pipeline: Pipeline) -> WorkerState:
-    rows = pipeline.state.all_items
     return WorkerState(
-        pending_joins=sum(1 for _ in rows("pending_joins")),
-        open_windows=sum(1 for _ in rows("open_windows")),
+        # Each join partition's index counts from its first event since the assignment.
+        pending_joins=sum(len(index) for index in pipeline.pending.values()),
+        open_windows=sum(1 for _ in pipeline.state.all_items("open_windows")),
         consumer_lag=consumer_lag(pipeline),
     )
 

@@ -91,6 +91,20 @@ async def test_score_without_evidence_times_out_by_stream_time(pipeline, recorde
     assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "lonely")]
 
 
+async def test_waiting_scores_are_found_again_from_the_runs_table_after_a_rebalance(pipeline, recorded: Recorded):
+    async with pipeline.app.agents["join_evidence"].test_context() as ev, \
+            pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "lonely", score(run_id="lonely", scored_at="2026-04-20T00:00:00Z"))
+        await put(sc, "joins", score(run_id="joins", scored_at="2026-04-20T00:10:00Z"))
+        await put(ev, "joins", evidence(run_id="joins"))
+        pipeline.pending.clear()  # what a rebalance does to the index: rebuilt from the rows
+        await put(sc, "latest", score(run_id="latest", scored_at="2026-04-20T01:00:01Z"))
+        assert "latest" in pipeline.pending[0]
+        assert "joins" not in pipeline.pending[0]
+    records = recorded.values("quarantine")
+    assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "lonely")]
+
+
 async def test_a_score_waits_for_evidence_published_in_its_own_millisecond(pipeline, recorded: Recorded, monkeypatch):
     monkeypatch.setattr(pipeline, "read_to_end", lambda *_: False)  # more evidence is on the way
     published = 1_800_000_000.0

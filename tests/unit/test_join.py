@@ -358,7 +358,35 @@ def test_pair_candidate_of_a_run_that_may_not_pair_is_null():
     assert loads(candidate.value)["run"] is None
 
 
+def test_pair_candidates_carry_the_first_scored_at_of_each_task():
+    """Pairing finds a re-scored run's window from where its first candidate of the task went."""
+    first = ScoredRun.model_validate(make_score()).scored_at_epoch
+    state, effects = joined()
+    assert loads(publishes(effects, "pair-candidates")[0].value)["first_scored_at"] == {TASK_ID: first}
+    state, effects = score_step(state, make_score(category="rejected", scored_at="2026-01-03T08:00:00Z"))
+    assert loads(publishes(effects, "pair-candidates")[0].value)["first_scored_at"] == {TASK_ID: first}
+    later = ScoredRun.model_validate(make_score(scored_at="2026-01-04T08:00:00Z")).scored_at_epoch
+    _, effects = score_step(state, make_score(evidence_task_id="task-2", scored_at="2026-01-04T08:00:00Z"))
+    assert loads(publishes(effects, "pair-candidates")[0].value)["first_scored_at"] == {TASK_ID: first, "task-2": later}
+
+
+def test_a_run_that_may_not_pair_adds_no_first_scored_at():
+    state, effects = joined(evidence=make_evidence(text="   "))
+    assert loads(publishes(effects, "pair-candidates")[0].value)["first_scored_at"] == {}
+    assert state.first_scored_at == {}
+
+
 # --- State storage -----------------------------------------------------------------------------
+
+
+def test_only_states_without_evidence_may_be_pending_by_their_bytes():
+    """The scan that rebuilds the waiting scores after a rebalance decodes only these rows."""
+    waiting, _ = score_step(RunState(), make_score())
+    evidence_only, _ = evidence_step(RunState(), make_evidence())
+    both, _ = joined()
+    assert waiting.pending and RunState.may_be_pending(waiting.encode())
+    assert not RunState.may_be_pending(evidence_only.encode())
+    assert not RunState.may_be_pending(both.encode())
 
 
 def test_state_survives_a_json_round_trip_between_events():
