@@ -12,8 +12,9 @@ import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import fetch_wait, memory, resume_order, state_cache, state_store, transactions
+from streams import alignment, fetch_wait, memory, resume_order, state_cache, state_store, transactions
 from streams import topics as specs
+from streams.alignment import InputAlignment
 from streams.candidates import CandidateBatches
 from streams.firewall import GateOptions
 from streams.health import Progress
@@ -43,6 +44,8 @@ class Pipeline:
     _index_db: rocksdict.Rdict | None = field(default=None, init=False, repr=False)
     # Pair candidates of the join batch being processed (streams/candidates.py).
     candidates: CandidateBatches = field(default_factory=CandidateBatches)
+    # How far each input was read, and the scores partitions held back (streams/alignment.py).
+    alignment: InputAlignment = field(default_factory=InputAlignment)
     # The watermark each join partition last broadcast to pairing (a rate limit only).
     last_broadcast: dict[int, float] = field(default_factory=dict)
     # Partitions whose first event since the last assignment was checked (streams/skip_guard.py).
@@ -68,6 +71,7 @@ class Pipeline:
         self.outbox.forget()
         self.candidates.take()
         self.pending.clear()
+        self.alignment.forget()
         self.last_broadcast.clear()
         self.delivery_checked.clear()
 
@@ -150,6 +154,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     from streams.agents import join_agent, manifest_task, pair_agent, watchdog, web
 
     join_agent.register(pipeline)
+    alignment.register(pipeline)
     pair_agent.register(pipeline)
     manifest_task.register(pipeline)
     web.register(pipeline)

@@ -19,6 +19,7 @@ from streams.agents.batches import process_batches
 from streams.agents.emit import (
     WATERMARK_KEY, Watermark, is_candidate, publish, send_candidates, send_effects, send_quarantine,
 )
+from streams.alignment import align
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
@@ -57,6 +58,7 @@ async def handle_batch(pipeline: Pipeline, events: Sequence[EventT], *, is_evide
     for source in sorted({event.message.tp for event in events}):
         await time_out_overdue(pipeline, source)
         await broadcast_watermark(pipeline, source)
+    align(pipeline, events, is_evidence=is_evidence)
 
 
 async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:
@@ -86,7 +88,8 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
     # The watermark stamps pair candidates only, and asks the pending index: not for every event.
     stamp = watermark(pipeline, source.partition) if any(is_candidate(effect) for effect in effects) else None
     await send_effects(pipeline, event.message.tp, effects, stamp)
-    track_pending(pipeline, run_id, new_state, source, None if is_evidence else record)
+    if _waits(state) or _waits(new_state):
+        track_pending(pipeline, run_id, new_state, source, None if is_evidence else record)
 
 
 def original_object(record) -> dict:
@@ -106,12 +109,17 @@ async def reject_input(pipeline: Pipeline, event: EventT, errors, obj, raw: byte
     ))
 
 
+def _waits(state: RunState) -> bool:
+    """Is the run's score in the index of waiting scores (or should it be)?"""
+    return state.pending and not state.join_quarantined
+
+
 def track_pending(pipeline: Pipeline, run_id: str, state: RunState, source: SourceMessage,
                   score: ScoredRun | None = None) -> None:
     """Keep the index of scores waiting for evidence in step with the run's state.
     ``score``: the state's score as the model it was just decoded into, if at hand."""
     index = pending_scores(pipeline, source.partition)
-    if state.pending and not state.join_quarantined:
+    if _waits(state):
         index.add(waiting_entry(pipeline, run_id, state, score))
     else:
         index.discard(run_id)
@@ -136,7 +144,7 @@ def pending_scores(pipeline: Pipeline, partition: int) -> PendingScores:
                 continue
             state = RunState.decode(raw)
             # The agent tests' in-memory store has one partition for all.
-            if state.pending and not state.join_quarantined and state.score_source["partition"] == partition:
+            if _waits(state) and state.score_source["partition"] == partition:
                 index.add(waiting_entry(pipeline, raw_id.decode(), state))
     return index
 

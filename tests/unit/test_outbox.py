@@ -4,9 +4,12 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from faust.types import TP
+from hypothesis import given
+from hypothesis import strategies as st
 
-from streams.kafka_io import default_partition
+from streams.kafka_io import default_partition, murmur2
 from streams.outbox import Outbox
 
 
@@ -77,3 +80,8 @@ def test_a_partition_this_worker_lost_has_no_producer_and_says_so():
     outbox.add(TP("in", 7), "out", b"k", b"v", partition=0)
     outbox.forget()
     assert asyncio.run(outbox.flush()) == 0
+
+
+@given(st.binary(max_size=200))
+def test_murmur2_is_kafkas_as_aiokafka_computes_it(key):
+    assert murmur2(key) == aiokafka_murmur2(key)
