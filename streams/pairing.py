@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from itertools import islice, product
 from typing import Any, Literal
 
@@ -37,14 +38,22 @@ class PairRun:
     provenance: Provenance  # the score's, complete
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict for the window table."""
+        """A JSON-able dict for the window table (not to be changed: it is kept and shared)."""
+        return self._as_dict
+
+    @cached_property
+    def _as_dict(self) -> dict[str, Any]:
+        # A window's row holds all its runs and is written again at every commit that
+        # changes it: the dump of each run's provenance is made once, not at every write.
         plain = {f.name: getattr(self, f.name) for f in fields(self)}
         return {**plain, "provenance": self.provenance.model_dump(mode="json")}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PairRun:
         """The inverse of ``to_dict``."""
-        return cls(**{**d, "provenance": Provenance.model_validate(d["provenance"])})
+        run = cls(**{**d, "provenance": Provenance.model_validate(d["provenance"])})
+        run.__dict__["_as_dict"] = d  # what to_dict gives back (what made ``d``, read again)
+        return run
 
 
 def pair_run_from(evidence: EvidenceRecord, score: ScoredRun) -> PairRun | None:

@@ -268,6 +268,13 @@ def test_window_round_trips_through_json():
     assert PairWindow.from_dict(json.loads(json.dumps(w.to_dict()))) == w
 
 
+def test_a_run_read_back_writes_the_bytes_it_was_read_from():
+    """A window row keeps each run's dict as read, not dumped again: the same bytes either way."""
+    run = mk("a", "accepted", reason="r", file="f")
+    again = PairRun.from_dict(json.loads(json.dumps(run.to_dict())))
+    assert again == run and json.dumps(again.to_dict()) == json.dumps(run.to_dict())
+
+
 def test_admit_replaces_a_rescored_run_and_withdraw_removes_it():
     w = admit(admit(PairWindow("t1", BASE), mk("a", "accepted")), mk("b", "accepted"))
     w = admit(w, mk("b", "rejected", 5))
