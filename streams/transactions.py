@@ -70,9 +70,16 @@ async def _commit_whole_events(self, offsets, start_new_transaction: bool = True
         return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
     async def commit() -> bool:
         async with lock:
+            if getattr(self.app, "distill_transactions_ended", False):
+                # A stopping worker's last commit ended every transaction; a timer's commit that
+                # waited for the lock found none open and crashed the worker on its way out.
+                return False
             await self.app.distill_state_cache.flush()
             await drain(self.app.producer.buffer)
-            return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
+            committed = await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
+            if not start_new_transaction:
+                self.app.distill_transactions_ended = True
+            return committed
 
     # Shielded: a stopping worker cancels its periodic commit; cut between a transaction's
     # commit and the start of the next, the worker's last commit found no transaction open
