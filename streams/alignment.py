@@ -41,6 +41,7 @@ class InputAlignment:
     # Partitions let go of because no evidence came: the evidence read then (ms).
     gave_up_at_ms: dict[int, int] = field(default_factory=dict)
     held: set[TP] = field(default_factory=set)
+    awake_sent_at: float = float("-inf")  # monotonic time pairing was last told the join side is at work
 
     def read(self, events: Sequence[EventT], *, is_evidence: bool) -> set[int]:
         """Note how far a batch read its partitions; returns them."""

@@ -2,6 +2,7 @@
 
 import orjson
 import pytest
+from faust.types import TP
 
 from tests.agents.conftest import Recorded, processed
 
@@ -117,6 +118,24 @@ async def test_a_score_waits_for_evidence_published_in_its_own_millisecond(pipel
         await put(ev, "next", evidence(run_id="next"), timestamp=published + 0.001)
     records = recorded.values("quarantine")
     assert [(r["stage"], r["reason"], r["run_id"]) for r in records] == [("join", "missing_source_run_id", "waiting")]
+
+
+async def test_pairing_hears_from_the_join_side_while_scores_are_held_back(pipeline, recorded: Recorded, monkeypatch):
+    """A pair partition that hears nothing closes its windows as idle, with runs still to come."""
+    monkeypatch.setattr(pipeline, "read_to_end", lambda *_: False)  # more evidence is on the way
+    held = []
+    monkeypatch.setattr(pipeline.app.consumer, "on_buffer_full", held.append)
+    async with pipeline.app.agents["join_scores"].test_context() as sc:
+        await put(sc, "s1", score(run_id="s1"), timestamp=1_800_000_000.0)
+    assert held == [TP(pipeline.settings.topic("scored-runs"), 0)]
+    recorded.messages.clear(), recorded.headers.clear()
+    pipeline.alignment.awake_sent_at = float("-inf")
+    async with pipeline.app.agents["join_evidence"].test_context() as ev:  # evidence, no candidates
+        await put(ev, "e1", evidence(run_id="e1"), timestamp=1_799_999_990.0)
+        await put(ev, "e2", evidence(run_id="e2"), timestamp=1_799_999_991.0)  # within a tick interval: once
+    sent = [(key, headers["source_partition"]) for (key, _), headers in
+            zip(recorded.messages["pair-candidates"], recorded.headers["pair-candidates"])]
+    assert sent == [("__watermark__", "0")] * pipeline.settings.partitions
 
 
 def pairing_watermark(recorded: Recorded) -> float:
