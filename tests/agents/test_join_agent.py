@@ -122,6 +122,7 @@ async def test_a_score_waits_for_evidence_published_in_its_own_millisecond(pipel
 
 async def test_pairing_hears_from_the_join_side_while_scores_are_held_back(pipeline, recorded: Recorded, monkeypatch):
     """A pair partition that hears nothing closes its windows as idle, with runs still to come."""
+    monkeypatch.setattr(pipeline, "settings", pipeline.settings.model_copy(update={"alignment_idle": 1.0}))
     monkeypatch.setattr(pipeline, "read_to_end", lambda *_: False)  # more evidence is on the way
     held = []
     monkeypatch.setattr(pipeline.app.consumer, "on_buffer_full", held.append)
