@@ -85,6 +85,8 @@ class InputAlignment:
 
 def register(pipeline) -> None:
     idle_after = pipeline.settings.alignment_idle
+    if not idle_after:
+        return  # scores are never held: nothing to let go of
 
     @pipeline.app.timer(interval=max(0.1, idle_after / 2))
     async def let_go_of_idle_holds() -> None:

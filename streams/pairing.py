@@ -86,9 +86,9 @@ def window_start(scored_at_epoch: float, pair_window: float) -> float:
     return start
 
 
-def window_key(task_id: str, scored_at_epoch: float, pair_window: float) -> str:
-    """The pair window row of a task holding this instant: ``"{task_id}|{window start}"``."""
-    return f"{task_id}|{window_start(scored_at_epoch, pair_window):.0f}"
+def window_key(task_id: str, start: float) -> str:
+    """The pair window row of a task's window starting at ``start``: ``"{task_id}|{start}"``."""
+    return f"{task_id}|{start:.0f}"
 
 
 def window_closes_at(start: float, pair_window: float, pair_grace: float) -> float:

@@ -227,6 +227,11 @@ async def broadcast_watermark(pipeline: Pipeline, source: TP) -> None:
     if last is not None and mark.stream_time - last < max(1.0, pipeline.settings.pair_grace / 4):
         return
     pipeline.last_broadcast[partition] = mark.stream_time
+    await send_watermark(pipeline, source, mark)
+
+
+async def send_watermark(pipeline: Pipeline, source: TP, mark: Watermark) -> None:
+    """The watermark of ``source``'s partition to every pair partition."""
     for target in range(pipeline.settings.partitions):
         await publish(pipeline, source, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)
 
@@ -244,6 +249,4 @@ async def keep_pairing_awake(pipeline: Pipeline, source: TP) -> None:
     if not alignment.held or now - alignment.awake_sent_at < pipeline.settings.pair_tick_interval / 2:
         return
     alignment.awake_sent_at = now
-    mark = watermark(pipeline, source.partition)
-    for target in range(pipeline.settings.partitions):
-        await publish(pipeline, source, "pair-candidates", WATERMARK_KEY, b"{}", mark.headers(), partition=target)
+    await send_watermark(pipeline, source, watermark(pipeline, source.partition))

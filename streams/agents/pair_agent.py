@@ -140,7 +140,7 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
             touch_open_window(pipeline, known, partition)
     elif run is not None:
         start = window_start(run.scored_at_epoch, settings.pair_window)
-        key = window_key(run.task_id, run.scored_at_epoch, settings.pair_window)
+        key = window_key(run.task_id, start)
         stored = _load(pipeline, partition, key)
         closes_at = window_closes_at(start, settings.pair_window, settings.pair_grace)
         if (stored and stored.window.closed) or stream_time(pipeline, partition) > closes_at:
@@ -171,7 +171,7 @@ def admitted_window(pipeline: Pipeline, partition: int, candidate: dict) -> str 
     if known is not None:
         return known.decode()
     for task_id, scored_at_epoch in candidate.get("first_scored_at", {}).items():
-        key = window_key(task_id, scored_at_epoch, pipeline.settings.pair_window)
+        key = window_key(task_id, window_start(scored_at_epoch, pipeline.settings.pair_window))
         stored = _load(pipeline, partition, key)
         if stored is not None and run_id in stored.sources:
             return key
