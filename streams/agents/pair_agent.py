@@ -199,7 +199,12 @@ def take_watermark(pipeline: Pipeline, partition: int, mark: Watermark | None) -
 
 
 def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: float | None = None) -> None:
-    """Index an open window with the wall-clock time it last took a run.
+    """Index an open window with the wall-clock time it last took a run, to half a tick.
+
+    That time tells ``stats`` and the health check whether a window idles past its idle
+    close; both allow more than a tick beyond it (``health.windows_past_close``), and the
+    idle close itself needs none (it closes only what a partition quiet that long holds). Rewritten
+    at every run, it was a changelog message a run.
 
     Beside the index, each partition keeps lower bounds of its windows' close times and
     activity times: a sweep reads the index only when one of them says a window may be
@@ -208,6 +213,8 @@ def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: f
     raw = pipeline.state.get("open_windows", partition, key.encode())
     if raw is not None:
         entry = loads(raw)
+        if now - entry["active_at"] < pipeline.settings.pair_tick_interval / 2:
+            return
     else:
         entry = {"partition": partition, "closes_at": closes_at}
         bounds = _bounds(pipeline, partition)
