@@ -12,7 +12,7 @@ import rocksdict
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams import alignment, fetch_wait, memory, resume_order, state_cache, state_store, transactions
+from streams import alignment, delivery, fetch_wait, memory, resume_order, state_cache, state_store, transactions
 from streams import topics as specs
 from streams.alignment import InputAlignment
 from streams.candidates import CandidateBatches
@@ -143,6 +143,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     resume_order.install()
     state_cache.install(app, pipeline.state)
     fetch_wait.install(app, settings.fetch_max_wait)
+    delivery.install()
     app.on_partitions_revoked.connect(pipeline.forget_derived_state)
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":
