@@ -4,7 +4,8 @@
      ├── TopicLayoutError      topics exist with a layout that breaks the contract
      ├── BrokerUnavailable     the Kafka broker cannot be reached
      │    └── AuthenticationFailed   it answered, but refused the SASL credentials
-     └── WaitTimeout           ``distill wait`` gave up before the worker caught up
+     ├── WaitTimeout           ``distill wait`` gave up before the worker caught up
+     └── ExportShapeError      a topic record has a field the export's file schema lacks
 """
 
 
@@ -26,3 +27,15 @@ class AuthenticationFailed(BrokerUnavailable):
 
 class WaitTimeout(DistillError):
     """The worker did not catch up with its input within the time allowed."""
+
+
+class ExportShapeError(DistillError):
+    """A record on an output topic has a field that the schema of its exported file lacks."""
+
+    def __init__(self, where: str, fields: list[str]) -> None:
+        self.where, self.fields = where, fields
+        super().__init__(
+            f"{where}: field(s) {', '.join(fields)} not in the export schema of this file (streams/export_schemas.py). "
+            "Operator action: export with the distill version that wrote the topic, "
+            "or add the field to the schema (and the card shows it)."
+        )

@@ -9,7 +9,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from streams.cli import Context, run
-from streams.export import EXPORT_FILES, export
+from streams.export import FILE_FORMATS, PREFERENCE_FORMATS, ExportOptions, export
+from streams.export_formats import KINDS
 from streams.follow import follow_until_signalled
 from streams.ingest import expand, lines_of, publish_files
 from streams.manifest_publish import manifest_paths, publish_manifest
@@ -111,19 +112,45 @@ def wait(ctx: Context, timeout: float) -> None:
 
 @click.command("export")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write into.")
-@click.option("--kind", type=click.Choice([*EXPORT_FILES, "all"]), default="all", show_default=True)
+@click.option("--kind", type=click.Choice([*KINDS, "all"]), default="all", show_default=True)
+@click.option("--format", "file_format", type=click.Choice(FILE_FORMATS), default="jsonl", show_default=True,
+              help="File format of the datasets: JSONL (the files SPEC 9 names), Parquet (X.parquet instead of "
+                   "X.jsonl, written from one fixed Arrow schema per file, times as UTC timestamps), or both side "
+                   "by side. The OpenAI files are JSONL whatever this says.")
+@click.option("--preference-format", type=click.Choice(PREFERENCE_FORMATS), default="plain", show_default=True,
+              help="plain: prompt/chosen/rejected as strings (preference/chosen_rejected.*). trl: TRL's "
+                   "conversational form, lists of {role, content} messages like the SFT file's "
+                   "(preference_trl/chosen_rejected.*), so DPOTrainer applies the same chat template as "
+                   "SFTTrainer. both: both files.")
+@click.option("--openai", is_flag=True,
+              help="Also write OpenAI-style fine-tuning files: openai/sft.jsonl (lines holding only `messages`) "
+                   "and openai/preference.jsonl (input.messages, preferred_output, non_preferred_output).")
+@click.option("--card/--no-card", default=True, show_default=True,
+              help="Write DIR/README.md, a dataset card whose configs let `datasets.load_dataset(DIR, NAME)` "
+                   "load each file with fixed features.")
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
 @click.pass_obj
-def export_command(ctx: Context, out: Path, kind: str, as_json: bool) -> None:
-    """Write the live datasets as JSONL sorted by id, and DIR/receipt.json."""
-    kinds = list(EXPORT_FILES) if kind == "all" else [kind]
+def export_command(
+    ctx: Context, out: Path, kind: str, file_format: str, preference_format: str, openai: bool, card: bool, as_json: bool
+) -> None:
+    """Write the live datasets sorted by id, a dataset card (DIR/README.md) and DIR/receipt.json.
+
+    Without flags: DIR/rag/samples.jsonl, DIR/sft/samples.jsonl,
+    DIR/preference/chosen_rejected.jsonl and DIR/quarantine/records.jsonl (its
+    source_record as a JSON string, so every Arrow reader loads it). Exporting twice
+    with no new input writes the same bytes.
+    """
+    kinds = list(KINDS) if kind == "all" else [kind]
+    options = ExportOptions(file_format=file_format, preference_format=preference_format, openai=openai, card=card)
     with console.status("reading output topics"):
-        receipt = run(export(ctx.settings(), out, kinds))
+        receipt = run(export(ctx.settings(), out, kinds, options))
     if as_json:
         _print_json(receipt)
         return
     for relative, info in receipt["files"].items():
         console.print(f"{info['count']:>7}  {out / relative}")
+    if "card" in receipt:
+        console.print(f"card:    {out / 'README.md'}")
     console.print(f"receipt: {out / 'receipt.json'}")
 
 
