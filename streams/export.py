@@ -17,7 +17,9 @@ EXPORT_FILES = {
 
 
 async def export(settings: DistillSettings, out: Path, kinds: list[str]) -> dict:
-    """Export ``kinds`` into ``out`` and return (and write) the receipt."""
+    """Export ``kinds`` into ``out`` and return (and write) the receipt (``TopicsMissing``,
+    and nothing written, for topics that do not exist: empty files would look like a result)."""
+    await kafka_io.require_topics(settings, [settings.topic(EXPORT_FILES[kind][0]) for kind in kinds])
     receipt: dict = {"files": {}, "offsets": {}, "options": settings.options(), "topic_prefix": settings.topic_prefix}
     for kind in kinds:
         topic, relative = EXPORT_FILES[kind]
