@@ -40,7 +40,7 @@ async def run_demo(settings: DistillSettings, out: Path, say: Callable[[str], No
     say(f"ingested {summary.published['evidence']} evidence and {summary.published['scored-runs']} scored-run lines")
     async with child_worker(settings):
         say("worker started; waiting for it to process everything and close the pair windows")
-        await wait_caught_up(settings, timeout=300)
+        await wait_caught_up(settings, timeout=300, say=say)
     say("worker stopped")
     receipt = await export(settings, out, ["rag", "sft", "preference", "quarantine"])
     for relative, info in receipt["files"].items():

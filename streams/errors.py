@@ -2,6 +2,7 @@
 
     DistillError
      ├── TopicLayoutError      topics exist with a layout that breaks the contract
+     ├── TopicsMissing         the topics a command reads are not there (nothing ran with the prefix)
      ├── BrokerUnavailable     the Kafka broker cannot be reached
      │    └── AuthenticationFailed   it answered, but refused the SASL credentials
      ├── WaitTimeout           ``distill wait`` gave up before the worker caught up
@@ -15,6 +16,10 @@ class DistillError(Exception):
 
 class TopicLayoutError(DistillError):
     """Existing topics have partition counts that would break the join's co-partitioning."""
+
+
+class TopicsMissing(DistillError):
+    """The topics a command reads do not exist: no worker or ingest has used this topic prefix."""
 
 
 class BrokerUnavailable(DistillError):

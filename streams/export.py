@@ -78,10 +78,12 @@ def _write(out: Path, relative: str, body: bytes) -> dict:
 async def export(
     settings: DistillSettings, out: Path, kinds: list[str], options: ExportOptions = ExportOptions()
 ) -> dict:
-    """Export ``kinds`` into ``out`` and return (and write) the receipt."""
+    """Export ``kinds`` into ``out`` and return (and write) the receipt (``TopicsMissing``,
+    and nothing written, for topics that do not exist: empty files would look like a result)."""
     # pyarrow loads when an export runs, not with every `distill` command (the worker's among them).
     from streams import export_schemas
 
+    await kafka_io.require_topics(settings, [settings.topic(TOPICS[kind]) for kind in kinds])
     records: dict[str, list[dict]] = {}
     offsets: dict[str, dict[str, int]] = {}
     for kind in [k for k in KINDS if k in kinds]:

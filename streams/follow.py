@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 from streams import kafka_io
 from streams.errors import BrokerUnavailable, DistillError
 from streams.ingest import INPUT_ORDER, Line, message_for, read_lines
+from streams.preflight import check_connection
 from streams.settings import DistillSettings
 
 HEADER = "distill-follow"
@@ -347,9 +348,7 @@ async def _headers_since(settings: DistillSettings, positions: dict[str, int]) -
     if not todo:
         return []
     found: list[list[tuple[str, bytes]]] = []
-    reader = kafka_io.consumer(settings)
-    await reader.start()
-    try:
+    async with kafka_io.started(kafka_io.consumer(settings)) as reader:
         reader.assign(list(todo))
         for tp in todo:
             reader.seek(tp, positions.get(f"{tp.topic}:{tp.partition}", 0))
@@ -359,8 +358,6 @@ async def _headers_since(settings: DistillSettings, positions: dict[str, int]) -
             for tp in list(todo):
                 if await reader.position(tp) >= todo[tp]:
                     del todo[tp]
-    finally:
-        await reader.stop()
     return found
 
 
@@ -377,17 +374,13 @@ async def follow(
             store.positions = {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
             store.save()
         marks, recovered = published_marks(path.stem, await _headers_since(settings, store.positions))
-        producer = kafka_io.producer(settings)
-        await producer.start()
-        try:
+        async with kafka_io.started(kafka_io.producer(settings)) as producer:
             async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]):
                 return await producer.send(settings.topic(topic), value, key=key, headers=headers)
 
             follower = Follower(sources, store, send, poll_interval=poll_interval, progress=progress)
             follower.resume(marks)
             await follower.run(stop)
-        finally:
-            await producer.stop()
         # Every message of ours is acknowledged: what the inputs hold now is behind any we send next.
         ends = await kafka_io.end_offsets(settings, [settings.topic(t) for t in INPUT_ORDER])
         for tp, end in ends.items():
@@ -410,6 +403,7 @@ async def follow_until_signalled(
             task.cancel()
         stop.set()
 
+    await check_connection(settings)  # a broker unreachable from the start: its cause, not "publishing failed"
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     try:

@@ -95,9 +95,7 @@ async def publish_files(
     """Publish evidence files first, then scores, so a batch joins without waiting."""
     await kafka_io.ensure_topics(settings)
     summary = IngestSummary()
-    producer = kafka_io.producer(settings)
-    await producer.start()
-    try:
+    async with kafka_io.started(kafka_io.producer(settings)) as producer:
         for topic in INPUT_ORDER:
             for path in files.get(topic, []):
                 summary.files.append(str(path))
@@ -110,6 +108,4 @@ async def publish_files(
                         progress(1)
                 for future in pending:
                     await future
-    finally:
-        await producer.stop()
     return summary

@@ -9,6 +9,7 @@ import ssl
 import struct
 import time
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
@@ -16,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from streams.errors import TopicLayoutError
+from streams.errors import BrokerUnavailable, TopicLayoutError, TopicsMissing
 from streams.settings import DistillSettings
 from streams.topics import TOPIC_SPECS, TopicSpec
 
@@ -70,20 +71,51 @@ def consumer(settings: DistillSettings, *topics: str, **extra: Any) -> AIOKafkaC
     )
 
 
+def admin(settings: DistillSettings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_options(settings))
+
+
+Client = AIOKafkaConsumer | AIOKafkaProducer | AIOKafkaAdminClient
+
+
+@asynccontextmanager
+async def started(client: Client) -> AsyncIterator[Any]:
+    """The client started for the block and closed after it, also when ``start()`` fails:
+    a client that fails to bootstrap has already made its connections and tasks, and left
+    unclosed it prints ``Unclosed AIOKafkaConsumer`` after the command's own message."""
+    try:
+        await client.start()
+        yield client
+    finally:
+        await close(client)
+
+
+async def close(client: Client) -> None:
+    """Close a client; what goes wrong in closing is no news to the person running the command.
+
+    A consumer stopped while its broker is away lets the cancellation of its own fetch task
+    out of ``stop()``; that one is swallowed, a cancellation of the caller's task is not."""
+    try:
+        await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():
+            raise
+    except KafkaError:
+        pass
+
+
 async def ensure_topics(settings: DistillSettings, specs: Iterable[TopicSpec] = TOPIC_SPECS) -> None:
     """Create missing topics; refuse a layout that would break co-partitioning."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
+    async with started(admin(settings)) as client:
         specs = list(specs)
-        existing = await _partition_counts(admin, [settings.topic(s.name) for s in specs])
+        existing = await _partition_counts(client, [settings.topic(s.name) for s in specs])
         missing = [
             NewTopic(settings.topic(s.name), s.partition_count(settings), settings.replication_factor, topic_configs=s.config())
             for s in specs if settings.topic(s.name) not in existing
         ]
         if missing:
             try:
-                await admin.create_topics(missing)
+                await client.create_topics(missing)
             except KafkaError as exc:
                 if "TopicAlreadyExists" not in type(exc).__name__:
                     raise
@@ -95,20 +127,14 @@ async def ensure_topics(settings: DistillSettings, specs: Iterable[TopicSpec] = 
                     f"topic {name} has {existing[name]} partitions but DISTILL_PARTITIONS needs {want}.\n"
                     "Operator action: set DISTILL_PARTITIONS to the existing count, or use a new DISTILL_TOPIC_PREFIX."
                 )
-    finally:
-        await admin.close()
 
 
 async def delete_topics(settings: DistillSettings, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        present = set(await admin.list_topics())
+    async with started(admin(settings)) as client:
+        present = set(await client.list_topics())
         doomed = [n for n in names if n in present]
         if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
+            await client.delete_topics(doomed)
 
 
 async def delete_prefixed(settings: DistillSettings) -> list[str]:
@@ -116,40 +142,57 @@ async def delete_prefixed(settings: DistillSettings) -> list[str]:
     if not settings.topic_prefix:
         raise ValueError("DISTILL_TOPIC_PREFIX is empty: every topic of the cluster has that prefix; "
                          "set the prefix whose topics are to go")
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics()
+    async with started(admin(settings)) as client:
+        doomed = [t for t in await client.list_topics()
                   if t.startswith(settings.topic_prefix) or t.startswith(settings.application_id + "-")]
         if doomed:
-            await admin.delete_topics(doomed)
+            await client.delete_topics(doomed)
         return doomed
-    finally:
-        await admin.close()
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    present = set(await admin.list_topics())
+async def _partition_counts(client: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    # Listed first: a metadata request naming a missing topic lets the broker auto-create it.
+    present = set(await client.list_topics())
     wanted = [n for n in names if n in present]
     if not wanted:
         return {}
-    described = await admin.describe_topics(wanted)
+    described = await client.describe_topics(wanted)
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+async def partition_count(client: AIOKafkaAdminClient, name: str) -> int | None:
+    """Partitions of a topic now (None: no such topic), never creating it."""
+    return (await _partition_counts(client, [name])).get(name)
+
+
+async def missing_topics(settings: DistillSettings, names: list[str]) -> list[str]:
+    async with started(admin(settings)) as client:
+        present = set(await client.list_topics())
+    return [n for n in names if n not in present]
+
+
+async def require_topics(settings: DistillSettings, names: list[str]) -> None:
+    """``TopicsMissing`` unless every one of ``names`` exists: reading a prefix nothing has
+    used yet would show zeros and empty files, as if all were well."""
+    if absent := await missing_topics(settings, names):
+        which = f"topic {absent[0]}" if len(absent) == 1 else f"{len(absent)} topics ({', '.join(absent)})"
+        raise TopicsMissing(
+            f"no {which} on {settings.bootstrap}: nothing has run with "
+            f"DISTILL_TOPIC_PREFIX={settings.topic_prefix!r} yet.\n"
+            "Operator action: check DISTILL_TOPIC_PREFIX, or start `distill worker` (or `distill ingest`), "
+            "which creates the topics, and run the command again."
+        )
 
 
 async def end_offsets(settings: DistillSettings, names: list[str]) -> dict[TopicPartition, int]:
     """Next offset to be written, per partition (of the topics that exist)."""
-    reader = consumer(settings)
-    await reader.start()
-    try:
+    async with started(consumer(settings)) as reader:
         partitions = [
             TopicPartition(name, p)
             for name in names
             for p in sorted(reader.partitions_for_topic(name) or await _fetch_partitions(reader, name))
         ]
         return await reader.end_offsets(partitions) if partitions else {}
-    finally:
-        await reader.stop()
 
 
 async def _fetch_partitions(reader: AIOKafkaConsumer, name: str) -> set[int]:
@@ -158,31 +201,45 @@ async def _fetch_partitions(reader: AIOKafkaConsumer, name: str) -> set[int]:
 
 
 async def read_topic(
-    settings: DistillSettings, name: str, ends: dict[TopicPartition, int] | None = None
+    settings: DistillSettings, name: str, ends: dict[TopicPartition, int] | None = None, give_up: bool = True
 ) -> AsyncIterator[Any]:
-    """Every committed message of a topic, from its beginning up to ``ends`` (default: its end now)."""
+    """Every committed message of a topic, from its beginning up to ``ends`` (default: its end now).
+
+    A broker that goes away meanwhile is waited for (the consumer reconnects on its own),
+    for ``settings.broker_timeout`` seconds without progress at most, then ``BrokerUnavailable``;
+    without ``give_up`` (the worker, whose supervisor is Faust) as long as it takes."""
     if ends is None:
         ends = await end_offsets(settings, [name])
     todo = {tp: end for tp, end in ends.items() if end > 0}
     if not todo:
         return
-    reader = consumer(settings)
-    await reader.start()
-    try:
+    async with started(consumer(settings)) as reader:
         reader.assign(list(todo))
         await reader.seek_to_beginning(*todo)
+        moved = time.monotonic()
         while todo:
             batch = await reader.getmany(*todo, timeout_ms=500)
             for tp, messages in batch.items():
                 for message in messages:
                     if message.offset < todo.get(tp, 0):
                         yield message
+            moved = time.monotonic() if batch else moved
             for tp in list(todo):
                 # Compare positions, not offsets: transaction markers take offsets no message has.
                 if await reader.position(tp) >= todo[tp]:
                     del todo[tp]
-    finally:
-        await reader.stop()
+                    moved = time.monotonic()
+            if give_up and todo and time.monotonic() - moved > settings.broker_timeout:
+                raise stalled(settings, name)
+
+
+def stalled(settings: DistillSettings, name: str) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"reading {name} made no progress for {settings.broker_timeout:.0f} s: the broker at "
+        f"{settings.bootstrap} stopped answering.\n"
+        "Operator action: check the broker (`distill kafka status`), then run the command again "
+        "(DISTILL_BROKER_TIMEOUT sets how long a command waits for it)."
+    )
 
 
 async def latest_values(settings: DistillSettings, name: str) -> tuple[dict[bytes, bytes], dict[str, int]]:
@@ -199,34 +256,26 @@ async def latest_values(settings: DistillSettings, name: str) -> tuple[dict[byte
 
 async def committed_offsets(settings: DistillSettings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
     """The offsets a consumer group has committed (0 where it has none)."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
+    async with started(admin(settings)) as client:
         for attempt in range(40):
             try:
-                offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                offsets = await client.list_consumer_group_offsets(group, partitions=partitions)
                 break
             except KafkaError as exc:
                 # A fresh broker creates its offsets topic on first use: the coordinator comes soon.
                 if not exc.retriable or attempt == 39:
                     raise
                 await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
     return {tp: (meta.offset if meta.offset >= 0 else 0) for tp, meta in offsets.items()}
 
 
 async def wait_topics_gone(settings: DistillSettings, names: list[str], timeout: float = 60.0) -> None:
     """Topic deletion finishes in the background; creating a topic again must wait for it."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
+    async with started(admin(settings)) as client:
         for _ in range(int(timeout / 0.25)):
-            if not set(names) & set(await admin.list_topics()):
+            if not set(names) & set(await client.list_topics()):
                 return
             await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
     raise TopicLayoutError(f"topics {names} were not deleted within {timeout:.0f} s")
 
 
@@ -239,29 +288,22 @@ async def rewind_group(
     outside the group (UnknownMemberId) while it settles: try again for a while."""
     deadline = time.monotonic() + timeout
     while True:
-        committer = AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)
-        await committer.start()
-        try:
-            committer.assign(partitions)
-            await committer.commit({tp: 0 for tp in partitions})
-            return
-        except CommitFailedError:
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            await committer.stop()
+        async with started(AIOKafkaConsumer(**client_options(settings), group_id=group, enable_auto_commit=False)) as committer:
+            try:
+                committer.assign(partitions)
+                await committer.commit({tp: 0 for tp in partitions})
+                return
+            except CommitFailedError:
+                if time.monotonic() > deadline:
+                    raise
         await asyncio.sleep(1.0)
 
 
 async def group_state(settings: DistillSettings, group: str) -> tuple[str, int]:
     """The consumer group's state (``Stable``, ``PreparingRebalance``, ``Empty``, ``Dead``...)
     and its number of members."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        responses = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
+    async with started(admin(settings)) as client:
+        responses = await client.describe_consumer_groups([group])
     for response in responses:
         for described in response.groups:
             # (error_code, group, state, protocol_type, protocol, members, ...) in every version
@@ -298,10 +340,8 @@ async def messages_between(settings: DistillSettings, gaps: dict[TopicPartition,
     what could not be read within 15 s."""
     if not gaps:
         return {}
-    reader = consumer(settings)
-    await reader.start()
     counts = {tp: 0 for tp in gaps}
-    try:
+    async with started(consumer(settings)) as reader:
         reader.assign(list(gaps))
         for tp, (start, _) in gaps.items():
             reader.seek(tp, start)
@@ -319,8 +359,6 @@ async def messages_between(settings: DistillSettings, gaps: dict[TopicPartition,
                     del todo[tp]
         for tp in todo:  # not read in time: count the rest rather than guess
             counts[tp] += todo[tp][1] - await reader.position(tp)
-    finally:
-        await reader.stop()
     return {tp: n for tp, n in counts.items() if n}
 
 

@@ -42,14 +42,12 @@ class ManifestView:
     async def follow(self) -> None:
         """Load the topic to its end (then mark ready), and keep applying new entries."""
         name = self.settings.topic("file-manifest")
-        async for message in kafka_io.read_topic(self.settings, name):
+        async for message in kafka_io.read_topic(self.settings, name, give_up=False):
             self.apply(message.key, message.value)
         self.ready.set()
         log.info("file manifest loaded: %d paths", len(self.paths))
         ends = await kafka_io.end_offsets(self.settings, [name])
-        reader = kafka_io.consumer(self.settings)
-        await reader.start()
-        try:
+        async with kafka_io.started(kafka_io.consumer(self.settings)) as reader:
             reader.assign(list(ends))
             for tp, end in ends.items():
                 reader.seek(tp, end)
@@ -59,5 +57,3 @@ class ManifestView:
                     for message in messages:
                         self.apply(message.key, message.value)
                 await asyncio.sleep(0)
-        finally:
-            await reader.stop()

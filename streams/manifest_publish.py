@@ -24,14 +24,10 @@ async def publish_manifest(settings: DistillSettings, paths: list[str]) -> tuple
     name = settings.topic("file-manifest")
     live, _ = await kafka_io.latest_values(settings, name)
     gone = sorted(set(live) - {p.encode() for p in paths})
-    producer = kafka_io.producer(settings)
-    await producer.start()
-    try:
+    async with kafka_io.started(kafka_io.producer(settings)) as producer:
         for path in paths:
             await producer.send(name, dumps({"path": path}), key=path.encode())
         for key in gone:
             await producer.send(name, None, key=key)
         await producer.flush()
-    finally:
-        await producer.stop()
     return len(paths), len(gone)

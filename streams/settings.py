@@ -47,6 +47,9 @@ class DistillSettings(BaseSettings):
     alignment_idle: float = Field(default=0.0, ge=0)
     stall_timeout: float = Field(default=300.0, gt=0)  # work waiting and nothing moving this long: /health fails (streams/health.py)
     stall_restart: bool = True  # a stalled worker also restarts itself, as a liveness probe would restart its pod
+    # How long a command's read of a topic waits for a broker that stopped answering (a restart)
+    # before it ends with BrokerUnavailable (streams/kafka_io.py read_topic; docs/operations.md).
+    broker_timeout: float = Field(default=30.0, gt=0)
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"

@@ -15,6 +15,7 @@ from streams.health import Limits, OpenWindow, windows_past_close
 from streams.pairing import least_watermark
 from streams.settings import DistillSettings
 from streams.tables import changelog_topic
+from streams.topics import TOPIC_SPECS
 
 
 @dataclass
@@ -50,6 +51,9 @@ async def _table(settings: DistillSettings, name: str) -> dict[bytes, bytes]:
 
 
 async def collect(settings: DistillSettings) -> Stats:
+    """The figures; ``TopicsMissing`` for a prefix nothing has run with (the tables'
+    changelogs may be missing: no worker has run yet, so they count as empty)."""
+    await kafka_io.require_topics(settings, [settings.topic(s.name) for s in TOPIC_SPECS])
     stats = Stats()
     runs = [loads(v) for v in (await _table(settings, "runs")).values()]
     outcome_samples: dict[str, set[str]] = {"rag": set(), "sft": set()}

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -62,9 +63,7 @@ async def ensure_changelogs(settings: DistillSettings, timeout: float = 30.0) ->
     crashes with PartitionsMismatch ("the changelog topic has 0 partitions").
     """
     names = [changelog_topic(settings, table) for table in TABLE_NAMES]
-    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
-    await admin.start()
-    try:
+    async with kafka_io.started(AIOKafkaAdminClient(**kafka_io.client_options(settings))) as admin:
         missing = [name for name in names if name not in set(await admin.list_topics())]
         if missing:  # per-topic errors (another worker made one first) come back in the response
             await admin.create_topics([
@@ -76,8 +75,6 @@ async def ensure_changelogs(settings: DistillSettings, timeout: float = 30.0) ->
             if len(described) == len(names) and all(d["partitions"] and not d.get("error_code") for d in described):
                 return
             await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
     raise DistillError(
         f"the changelog topics {names} did not appear within {timeout:.0f} s.\n"
         "Operator action: check that this user may create topics, or create them (compacted, "
@@ -127,8 +124,9 @@ async def reset_outputs(settings: DistillSettings) -> None:
     await kafka_io.rewind_group(settings, settings.application_id, [TopicPartition(tp.topic, tp.partition) for tp in ends])
 
 
-async def replay(settings: DistillSettings, timeout: float) -> None:
+async def replay(settings: DistillSettings, timeout: float, say: Callable[[str], None] = lambda line: None) -> None:
     """Rebuild every output from the input topics (the worker must not be running)."""
+    await kafka_io.require_topics(settings, [settings.topic(s.name) for s in INPUT_TOPICS])
     if await kafka_io.group_has_members(settings, settings.application_id):
         raise DistillError(
             f"a worker of group {settings.application_id!r} is running.\n"
@@ -136,5 +134,6 @@ async def replay(settings: DistillSettings, timeout: float) -> None:
         )
     await reset_outputs(settings)
     logging.getLogger(__name__).info("outputs reset; rebuilding")
+    say(f"outputs reset; a worker rebuilds them (its log: {settings.data_dir / 'worker.log'})")
     async with child_worker(settings):
-        await wait_caught_up(settings, timeout)
+        await wait_caught_up(settings, timeout, say=say)

@@ -1,6 +1,7 @@
 """The ``distill`` command line: it parses arguments and calls library functions, nothing more."""
 
 import asyncio
+import logging
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -24,15 +25,41 @@ class Context:
 
     def settings(self, **more: Any) -> DistillSettings:
         try:
-            return DistillSettings(**self.overrides, **{k: v for k, v in more.items() if v is not None})
+            # Merged, not two ** (a command's own value, as the demo's prefix, may repeat a global flag).
+            return DistillSettings(**(self.overrides | {k: v for k, v in more.items() if v is not None}))
         except ValidationError as exc:
             raise click.UsageError(f"invalid setting: {exc}") from None
 
 
 def run(coro: Coroutine) -> Any:
-    """Run a command's coroutine; errors meant for a person become a message and exit 1."""
-    with reported_errors():
+    """Run a command's coroutine. Its errors are reported by the group (``DistillGroup``),
+    once the command's progress display is gone, so the message is the last thing on stderr."""
+    with quiet_client_logs():
         return asyncio.run(coro)
+
+
+@contextmanager
+def quiet_client_logs() -> Iterator[None]:
+    """aiokafka logs every refused connection and failed fetch at ERROR ("Unable connect to
+    ..."), before the command's own message or while a tail waits out a broker restart; the
+    command says what matters itself. DISTILL_LOG_LEVEL=debug keeps them."""
+    source = click.get_current_context(silent=True)
+    source = source.find_object(Context) if source else None
+    if source is not None and source.settings().log_level.lower() == "debug":
+        yield
+        return
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def say_on(console) -> Any:
+    """A line printer for what a command waits for (stderr, so stdout stays the data)."""
+    return lambda line: console.print(line, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -65,7 +92,16 @@ def _explain(exc: KafkaError) -> DistillError:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
+class DistillGroup(click.Group):
+    """Every command's errors reported in one place, after the command's own ``with`` blocks
+    (progress bars, spinners) have closed."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=DistillGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
 @click.option("--bootstrap", help="Kafka bootstrap servers [env DISTILL_BOOTSTRAP, default localhost:9092].")
 @click.option("--topic-prefix", help="Prefix of every topic [env DISTILL_TOPIC_PREFIX, default 'distill.'].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Worker state folder [env DISTILL_DATA_DIR].")

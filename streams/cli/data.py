@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from streams.cli import Context, run
+from streams.cli import Context, run, say_on
 from streams.export import FILE_FORMATS, PREFERENCE_FORMATS, ExportOptions, export
 from streams.export_formats import KINDS
 from streams.follow import follow_until_signalled
@@ -54,7 +54,8 @@ def ingest(
         _follow(ctx, {"evidence": list(evidence), "scored-runs": list(scores)}, poll_interval, as_json)
         return
     total = sum(1 for paths in files.values() for p in paths for _ in lines_of(p))
-    with Progress(console=console, disable=as_json, transient=True) as progress:
+    # Off when stderr is no terminal: there it would only add a blank line before any message.
+    with Progress(console=console, disable=as_json or not console.is_terminal, transient=True) as progress:
         task = progress.add_task("publishing", total=total)
         summary = run(publish_files(ctx.settings(), files, lambda n: progress.advance(task, n)))
     if as_json:
@@ -66,7 +67,8 @@ def ingest(
 
 def _follow(ctx: Context, sources: dict[str, list[Path]], poll_interval: float, as_json: bool) -> None:
     columns = (SpinnerColumn(), TextColumn("{task.description:<12}"), TextColumn("{task.completed:>9} lines published"))
-    with Progress(*columns, console=console, disable=as_json) as progress:
+    # Transient: the summary below (or the error) is the last word, not a stale progress line.
+    with Progress(*columns, console=console, disable=as_json or not console.is_terminal, transient=True) as progress:
         tasks = {topic: progress.add_task(topic, total=None) for topic, paths in sources.items() if paths}
         summary = run(follow_until_signalled(
             ctx.settings(), sources, lambda topic, n: progress.advance(tasks[topic], n), poll_interval
@@ -104,9 +106,13 @@ def manifest_publish(ctx: Context, path: Path, as_json: bool) -> None:
 @click.pass_obj
 def wait(ctx: Context, timeout: float) -> None:
     """Block until the worker has consumed every input published so far and every
-    closable pair window is closed."""
+    closable pair window is closed.
+
+    Says on stderr what it waits for: the input topics to be created (nothing has run with
+    the prefix yet), the worker (and whether one runs), the pair windows. A broker restart
+    while it waits is waited out within the timeout."""
     with console.status("waiting for the worker to catch up"):
-        run(wait_caught_up(ctx.settings(), timeout))
+        run(wait_caught_up(ctx.settings(), timeout, say=say_on(console)))
     console.print("caught up")
 
 
@@ -138,7 +144,9 @@ def export_command(
     Without flags: DIR/rag/samples.jsonl, DIR/sft/samples.jsonl,
     DIR/preference/chosen_rejected.jsonl and DIR/quarantine/records.jsonl (its
     source_record as a JSON string, so every Arrow reader loads it). Exporting twice
-    with no new input writes the same bytes.
+    with no new input writes the same bytes. Topics that do not exist (nothing has run with
+    the prefix) end the command with exit 1 and nothing written; existing but empty topics
+    give empty files.
     """
     kinds = list(KINDS) if kind == "all" else [kind]
     options = ExportOptions(file_format=file_format, preference_format=preference_format, openai=openai, card=card)
@@ -188,7 +196,9 @@ def stats_table(stats: Stats) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_obj
 def stats(ctx: Context, as_json: bool) -> None:
-    """Counts by stage and reason, pending joins, pair windows, lag, and whether the books balance."""
+    """Counts by stage and reason, pending joins, pair windows, lag, and whether the books balance.
+
+    Exit 1 when the prefix's topics do not exist (nothing has run with it)."""
     with console.status("reading topics and tables"):
         figures = run(collect(ctx.settings()))
     if as_json:

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from streams.cli import Context
+from streams.cli import Context, quiet_client_logs
 from streams.cli.data import stats_table
 from streams.demo import demo as run_demo
 
@@ -24,7 +24,8 @@ def demo(ctx: Context, out: Path) -> None:
         data_dir=ctx.overrides.get("data_dir", Path(".distill-demo")),
         pair_idle_close=3.0, web_enabled=False, processing_guarantee="at_least_once",
     )
-    stats = run_demo(settings, out, lambda line: console.print(line, highlight=False))
+    with quiet_client_logs():
+        stats = run_demo(settings, out, lambda line: console.print(line, highlight=False, soft_wrap=True))
     console.print(stats_table(stats))
     console.print(f"datasets in {out}/ ; books {'balance' if stats.balanced else 'DO NOT balance'}")
     if not stats.balanced:

@@ -1,8 +1,9 @@
 """``distill worker`` and ``distill replay``."""
 
 import click
+from rich.console import Console
 
-from streams.cli import Context, reported_errors, run
+from streams.cli import Context, run, say_on
 from streams.worker import replay, run_worker
 
 GATE_FLAGS = [
@@ -30,8 +31,7 @@ def gate_flags(func):
 @click.pass_obj
 def worker(ctx: Context, **flags) -> None:
     """Run the stream processor until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
-    with reported_errors():
-        run_worker(ctx.settings(**flags))
+    run_worker(ctx.settings(**flags))
 
 
 @click.command("replay")
@@ -42,9 +42,10 @@ def replay_command(ctx: Context, timeout: float, **flags) -> None:
     """Rebuild every output from the input topics with fresh state (stop the worker first).
 
     Output topics and worker state are deleted and built anew; changed options apply to
-    all history. Afterwards an export equals one from an undisturbed run.
+    all history. Afterwards an export equals one from an undisturbed run. Exit 1 when
+    the input topics do not exist (nothing to replay).
     """
-    run(replay(ctx.settings(**flags), timeout))
+    run(replay(ctx.settings(**flags), timeout, say=say_on(Console(stderr=True))))
 
 
 COMMANDS = [worker, replay_command]
