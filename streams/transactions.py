@@ -71,8 +71,9 @@ async def _commit_whole_events(self, offsets, start_new_transaction: bool = True
     async def commit() -> bool:
         async with lock:
             if getattr(self.app, "distill_transactions_ended", False):
-                # A stopping worker's last commit ended every transaction; a timer's commit that
-                # waited for the lock found none open and crashed the worker on its way out.
+                # A commit that ended every transaction (a stopping worker's last, or a
+                # revocation's) leaves none open until a rebalance starts fresh ones: a timer's
+                # commit that waited for the lock meanwhile crashed the worker on its way out.
                 return False
             await self.app.distill_state_cache.flush()
             await drain(self.app.producer.buffer)
@@ -91,6 +92,10 @@ async def _on_rebalance_fresh_producers(self, assigned, revoked, newly_assigned)
     for transactional_id in sorted(self.producer._transaction_producers):
         await self.producer.stop_transaction(transactional_id)
     await _faust_on_rebalance(self, assigned, revoked, newly_assigned)
+    # Faust ends every transaction before a revocation (``Consumer.wait_empty``): left set,
+    # a worker that kept partitions never committed again, and ~60 s later the broker
+    # aborted its transactions (``ProducerFenced``; two workers, a rebalance mid-stream).
+    self.app.distill_transactions_ended = False
 
 
 async def _stable_highwaters(self, partitions):
