@@ -21,6 +21,7 @@ from streams.health import Progress
 from streams.kafka_io import faust_credentials
 from streams.manifest import ManifestView
 from streams.metrics import Metrics
+from streams.open_windows import OpenWindows
 from streams.outbox import Outbox
 from streams.pending import PendingScores, open_index_db
 from streams.settings import DistillSettings
@@ -39,8 +40,9 @@ class Pipeline:
     progress: Progress = field(default_factory=Progress)
     # Held while a batch of events is processed, and by a transaction commit (streams/transactions.py).
     processing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Views of table state, per join partition; dropped at every rebalance.
+    # Views of table state, per join and per pair partition; dropped at every rebalance.
     pending: dict[int, PendingScores] = field(default_factory=dict)
+    open_windows: dict[int, OpenWindows] = field(default_factory=dict)
     _index_db: rocksdict.Rdict | None = field(default=None, init=False, repr=False)
     # Pair candidates of the join batch being processed (streams/candidates.py).
     candidates: CandidateBatches = field(default_factory=CandidateBatches)
@@ -71,6 +73,7 @@ class Pipeline:
         self.outbox.forget()
         self.candidates.take()
         self.pending.clear()
+        self.open_windows.clear()
         self.alignment.forget()
         self.last_broadcast.clear()
         self.delivery_checked.clear()

@@ -107,12 +107,12 @@ async def collect(settings: DistillSettings) -> Stats:
     stats.invalid_input_messages = len(invalid)
     stats.valid_scores = len(scored_run_ids)
 
-    windows = [loads(v) for v in (await _table(settings, "pair_windows")).values()]
-    stats.closed_windows = sum(w["window"]["closed"] for w in windows)
+    windows = {key.decode(): loads(v) for key, v in (await _table(settings, "pair_windows")).items()}
+    stats.closed_windows = sum(w["window"]["closed"] for w in windows.values())
     stats.open_windows = len(windows) - stats.closed_windows
-    stats.insufficient_pair_tasks = sum(w["insufficient"] for w in windows if w["window"]["closed"])
+    stats.insufficient_pair_tasks = sum(w["insufficient"] for w in windows.values() if w["window"]["closed"])
     stats.consumer_lag = await consumer_lag(settings)
-    stats.windows_past_close = await overdue_windows(settings)
+    stats.windows_past_close = await overdue_windows(settings, windows)
 
     stats.checks = {
         "valid scores = joined + pending + timed out at join": stats.valid_scores
@@ -135,11 +135,13 @@ async def consumer_lag(settings: DistillSettings) -> int:
 
 
 
-async def overdue_windows(settings: DistillSettings) -> list[str]:
-    """Open pair windows past their close time: a worker that stopped closing them.
+async def overdue_windows(settings: DistillSettings, windows: dict[str, dict]) -> list[str]:
+    """Open pair windows (``windows``: the ``pair_windows`` rows by key) past their close time:
+    a worker that stopped closing them.
 
     Idleness counts only where the worker has read every candidate (its idle ticks aside):
-    while a backlog flows, windows close by stream time alone."""
+    while a backlog flows, windows close by stream time alone. A row of a version before the
+    open-window fields says neither, and is left out until the worker writes it again."""
     candidates = settings.topic("pair-candidates")
     from streams.agents.pair_agent import TICK_KEY  # the worker's idle ticks are no work for it
 
@@ -149,9 +151,7 @@ async def overdue_windows(settings: DistillSettings) -> list[str]:
         int(key.decode().split(":")[1]): least_watermark(loads(raw), settings.partitions)
         for key, raw in (await _table(settings, "stream_time")).items() if key.startswith(b"pair:")
     }
-    windows = [
-        (entry["partition"], OpenWindow(key.decode(), entry["closes_at"], entry["active_at"]))
-        for key, entry in ((k, loads(v)) for k, v in (await _table(settings, "open_windows")).items())
-    ]
+    open_rows = [(key, row) for key, row in windows.items() if row.get("open") and row.get("active_at") is not None]
     limits = Limits(settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval)
-    return windows_past_close(windows, stream_times, caught_up, time.time(), limits)
+    return windows_past_close([(row["partition"], OpenWindow(key, row["closes_at"], row["active_at"]))
+                               for key, row in open_rows], stream_times, caught_up, time.time(), limits)

@@ -16,15 +16,15 @@ from streams.state_store import table_options
 @dataclass(frozen=True)
 class Tables:
     runs: faust.Table  # run_id -> RunState
-    stream_time: faust.Table  # "join:{p}" / "pair:{p}" / "evidence:{p}" / "open_bounds:{p}" -> a partition's clocks
-    pair_windows: faust.Table  # "{task_id}|{window start}" -> PairWindow
+    stream_time: faust.Table  # "join:{p}" / "pair:{p}" / "evidence:{p}" -> a partition's clocks
+    pair_windows: faust.Table  # "{task_id}|{window start}" -> WindowRow (streams/agents/pair_agent.py)
     pair_run_window: faust.Table  # run_id -> "late" if refused as late (earlier versions: the key of every run's window)
-    open_windows: faust.Table  # window key -> {"partition", "closes_at", "active_at"} while it is open
 
 
-TABLE_NAMES = ("runs", "stream_time", "pair_windows", "pair_run_window", "open_windows")
+TABLE_NAMES = ("runs", "stream_time", "pair_windows", "pair_run_window")
 # Tables of earlier versions: their changelogs are left alone by a worker, deleted by a reset.
-RETIRED_TABLES = ("pending_joins",)
+# (``open_windows``: the open windows are an index in memory now, rebuilt from ``pair_windows``.)
+RETIRED_TABLES = ("pending_joins", "open_windows")
 
 
 def changelog_topic(settings: DistillSettings, table: str) -> str:

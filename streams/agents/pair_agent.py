@@ -22,7 +22,9 @@ from streams.agents.batches import process_batches
 from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
 from streams.app import Pipeline
 from streams.candidates import CANDIDATES_KEY, read_batch
+from streams.health import OpenWindow
 from streams.join import Publish
+from streams.open_windows import OpenWindows
 from streams.pairing import (
     PairRejection, PairRun, PairWindow, admit, close, least_watermark, rescore_closed, window_closes_at, window_key,
     window_start, withdraw,
@@ -76,19 +78,36 @@ def register(pipeline: Pipeline) -> None:
 
 @dataclass(frozen=True)
 class WindowRow:
-    """A ``pair_windows`` row: the window, each run's score source, whether it closed insufficient."""
+    """A ``pair_windows`` row: the window, each run's score source, whether it closed
+    insufficient; while open, also its partition, the stream time past which it closes and
+    the wall-clock time it last took a run (what the open-window index is rebuilt from)."""
 
     window: PairWindow
     sources: dict
     insufficient: bool = False
+    partition: int | None = None
+    closes_at: float | None = None
+    active_at: float | None = None
 
     def encode(self) -> bytes:
-        return dumps({"window": self.window.to_dict(), "sources": self.sources, "insufficient": self.insufficient})
+        # "open" first: a scan for open windows skips closed rows without decoding them.
+        return dumps({"open": not self.window.closed, "partition": self.partition, "closes_at": self.closes_at,
+                      "active_at": self.active_at, "window": self.window.to_dict(), "sources": self.sources,
+                      "insufficient": self.insufficient})
 
     @classmethod
     def decode(cls, raw: bytes) -> "WindowRow":
-        row = loads(raw)
-        return cls(PairWindow.from_dict(row["window"]), row["sources"], row["insufficient"])
+        row = loads(raw)  # rows of versions before the open-window fields lack them
+        return cls(PairWindow.from_dict(row["window"]), row["sources"], row["insufficient"],
+                   row.get("partition"), row.get("closes_at"), row.get("active_at"))
+
+    @staticmethod
+    def is_closed(raw: bytes) -> bool:
+        """True for a closed row of this version, known without decoding it."""
+        return raw.startswith(_CLOSED_ROW)
+
+
+_CLOSED_ROW = b'{"open":false,'
 
 
 def _load(pipeline: Pipeline, partition: int, key: str) -> WindowRow | None:
@@ -96,9 +115,37 @@ def _load(pipeline: Pipeline, partition: int, key: str) -> WindowRow | None:
 
 
 def _save(pipeline: Pipeline, partition: int, key: str, window: PairWindow, sources: dict, insufficient: bool = False) -> None:
-    # Kept as an object until the commit: a window is rewritten by every run it takes.
-    pipeline.state.set_decoded("pair_windows", partition, key.encode(), WindowRow(window, sources, insufficient),
-                               WindowRow.encode)
+    """Write the window's row (kept as an object until the commit: a window is rewritten by
+    every run it takes) and keep the partition's open-window index in step with it."""
+    settings, index = pipeline.settings, open_windows(pipeline, partition)
+    if window.closed:
+        row = WindowRow(window, sources, insufficient)
+        index.discard(key)
+    else:
+        closes_at = window_closes_at(window.start, settings.pair_window, settings.pair_grace)
+        row = WindowRow(window, sources, insufficient, partition, closes_at, time.time())
+        index.note(OpenWindow(key, closes_at, row.active_at))
+    pipeline.state.set_decoded("pair_windows", partition, key.encode(), row, WindowRow.encode)
+
+
+def open_windows(pipeline: Pipeline, partition: int) -> OpenWindows:
+    """The partition's index of open windows, rebuilt from its ``pair_windows`` rows once a
+    rebalance. A window of an earlier version that does not say when it last took a run
+    counts as active now (its idle close then comes at most one idle close late)."""
+    index = pipeline.open_windows.get(partition)
+    if index is None:
+        settings, now, found = pipeline.settings, time.time(), []
+        for raw_key, raw in pipeline.state.items("pair_windows", partition):
+            if WindowRow.is_closed(raw):
+                continue
+            row = WindowRow.decode(raw)
+            # The agent tests' in-memory store has one partition for all.
+            if row.window.closed or row.partition not in (None, partition):
+                continue
+            closes_at = window_closes_at(row.window.start, settings.pair_window, settings.pair_grace)
+            found.append(OpenWindow(raw_key.decode(), closes_at, row.active_at or now))
+        index = pipeline.open_windows[partition] = OpenWindows(found)
+    return index
 
 
 async def take_candidate(pipeline: Pipeline, source: TP, mark: Watermark | None, candidate: dict) -> None:
@@ -137,7 +184,6 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
         else:
             window = admit(window, run) if run else withdraw(window, run_id)
             _save(pipeline, partition, known, window, sources)
-            touch_open_window(pipeline, known, partition)
     elif run is not None:
         start = window_start(run.scored_at_epoch, settings.pair_window)
         key = window_key(run.task_id, start)
@@ -156,7 +202,6 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
             window = stored.window if stored else PairWindow(run.task_id, start)
             sources = (stored.sources if stored else {}) | {run_id: candidate["score_source"]}
             _save(pipeline, partition, key, admit(window, run), sources)
-            touch_open_window(pipeline, key, partition, closes_at)
 
 
 def admitted_window(pipeline: Pipeline, partition: int, candidate: dict) -> str | None:
@@ -198,72 +243,19 @@ def take_watermark(pipeline: Pipeline, partition: int, mark: Watermark | None) -
     return stream_time(pipeline, partition) > before
 
 
-def touch_open_window(pipeline: Pipeline, key: str, partition: int, closes_at: float | None = None) -> None:
-    """Index an open window with the wall-clock time it last took a run, to half a tick.
-
-    That time tells ``stats`` and the health check whether a window idles past its idle
-    close; both allow more than a tick beyond it (``health.windows_past_close``), and the
-    idle close itself needs none (it closes only what a partition quiet that long holds). Rewritten
-    at every run, it was a changelog message a run.
-
-    Beside the index, each partition keeps lower bounds of its windows' close times and
-    activity times: a sweep reads the index only when one of them says a window may be
-    due, so the per-message cost does not grow with the number of open windows."""
-    now = time.time()
-    raw = pipeline.state.get("open_windows", partition, key.encode())
-    if raw is not None:
-        entry = loads(raw)
-        if now - entry["active_at"] < pipeline.settings.pair_tick_interval / 2:
-            return
-    else:
-        entry = {"partition": partition, "closes_at": closes_at}
-        bounds = _bounds(pipeline, partition)
-        _set_bounds(pipeline, partition, min(bounds["closes_at"], closes_at), min(bounds["active_at"], now))
-    entry["active_at"] = now
-    pipeline.state.set("open_windows", partition, key.encode(), dumps(entry))
-
-
-def _bounds(pipeline: Pipeline, partition: int) -> dict:
-    raw = pipeline.state.get("stream_time", partition, f"open_bounds:{partition}".encode())
-    return loads(raw) if raw is not None else {"closes_at": float("inf"), "active_at": float("inf")}
-
-
-def _set_bounds(pipeline: Pipeline, partition: int, closes_at: float, active_at: float) -> None:
-    key = f"open_bounds:{partition}".encode()
-    if closes_at == float("inf"):
-        if pipeline.state.get("stream_time", partition, key) is not None:
-            pipeline.state.delete("stream_time", partition, key)
-    else:
-        pipeline.state.set("stream_time", partition, key, dumps({"closes_at": closes_at, "active_at": active_at}))
-
-
 async def close_due_windows(pipeline: Pipeline, source: TP) -> None:
-    now = stream_time(pipeline, source.partition)
-    if now > _bounds(pipeline, source.partition)["closes_at"]:
-        await _sweep(pipeline, source, lambda entry: now > entry["closes_at"])
+    now, index = stream_time(pipeline, source.partition), open_windows(pipeline, source.partition)
+    if now > index.earliest_close:
+        for key in index.take_due(lambda window: now > window.closes_at):
+            await close_window(pipeline, source, key)
 
 
 async def close_idle_windows(pipeline: Pipeline, source: TP, now: float) -> None:
-    """Close what idled on a quiet partition, and what its stream time passed.
-
-    This sweep reads the whole index, not the bounds: a tick comes once a tick interval,
-    and if the bounds were ever wrong (too late), the windows of a quiet partition would
-    otherwise stay open for good, with nothing to say so."""
+    """Close what idled on a quiet partition, and what its stream time passed."""
     idle, passed = pipeline.settings.pair_idle_close, stream_time(pipeline, source.partition)
-    await _sweep(pipeline, source, lambda entry: now - entry["active_at"] >= idle or passed > entry["closes_at"])
-
-
-async def _sweep(pipeline: Pipeline, source: TP, is_due) -> None:
-    """Close the partition's windows that are due, in key order, and tighten the bounds."""
-    partition, due, staying = source.partition, [], []
-    for raw_key, raw in pipeline.state.items("open_windows", partition):
-        entry = loads(raw)
-        if entry["partition"] == partition:  # the agent tests' in-memory store has one partition
-            (due if is_due(entry) else staying).append((raw_key.decode(), entry))
-    for key, _ in sorted(due):
+    for key in open_windows(pipeline, source.partition).take_due(
+            lambda window: now - window.active_at >= idle or passed > window.closes_at):
         await close_window(pipeline, source, key)
-    _set_bounds(pipeline, partition, min((e["closes_at"] for _, e in staying), default=float("inf")),
-                min((e["active_at"] for _, e in staying), default=float("inf")))
 
 
 async def close_window(pipeline: Pipeline, source: TP, key: str) -> None:
@@ -273,7 +265,6 @@ async def close_window(pipeline: Pipeline, source: TP, key: str) -> None:
     emitted_before = set(window.emitted)
     window, outcomes, insufficient = close(window, pipeline.settings.max_pairs_per_task, emitted_before.__contains__)
     _save(pipeline, partition, key, window, stored.sources, insufficient)
-    pipeline.state.delete("open_windows", partition, key.encode())
     for outcome in outcomes:
         if isinstance(outcome, PreferenceSample):
             await send_effects(pipeline, source, [Publish("preference-pairs", outcome.id, encode(outcome))])

@@ -18,12 +18,11 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 
-from schemas.codec import loads
 from streams import kafka_io
 from streams.agents.pair_agent import stream_time
 from streams.agents.web import CONSUMED
 from streams.app import Pipeline
-from streams.health import InputView, Limits, OpenWindow, PairView, StallDetector, Verdict
+from streams.health import InputView, Limits, PairView, StallDetector, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +126,9 @@ def pair_views(pipeline: Pipeline) -> list[PairView]:
         held = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
     except ConsumerNotStarted:
         return []
-    windows: dict[int, list[OpenWindow]] = {p: [] for p in held}
-    for raw_key, raw in pipeline.state.all_items("open_windows"):
-        entry = loads(raw)
-        if entry["partition"] in windows:
-            windows[entry["partition"]].append(OpenWindow(raw_key.decode(), entry["closes_at"], entry["active_at"]))
+    # Each partition's index, as its first message since the assignment built it (built here,
+    # it could be built from a table still being restored).
+    windows = {p: list(pipeline.open_windows.get(p, ())) for p in held}
     return [
         PairView(p, windows[p], stream_time(pipeline, p), progress.quiet_since.get(p, progress.resumed_wall))
         for p in held

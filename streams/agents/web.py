@@ -27,9 +27,9 @@ def register(pipeline: Pipeline) -> None:
 
 def worker_state(pipeline: Pipeline) -> WorkerState:
     return WorkerState(
-        # Each join partition's index counts from its first event since the assignment.
+        # Each partition's index counts from its first message since the assignment.
         pending_joins=sum(len(index) for index in pipeline.pending.values()),
-        open_windows=sum(1 for _ in pipeline.state.all_items("open_windows")),
+        open_windows=sum(len(index) for index in pipeline.open_windows.values()),
         consumer_lag=consumer_lag(pipeline),
     )
 

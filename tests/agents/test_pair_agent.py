@@ -3,7 +3,8 @@
 import time
 from types import SimpleNamespace
 
-from schemas.codec import loads
+from faust.types import TP
+
 from streams.agents import pair_agent
 from tests.agents.conftest import Recorded, processed
 from tests.agents.test_join_agent import evidence, put, score
@@ -21,19 +22,51 @@ async def candidate_messages(pipeline, recorded: Recorded, runs: list[str]) -> l
             if key == "__candidates__"]
 
 
-async def test_an_open_window_is_indexed_again_once_half_a_tick_not_at_every_run(pipeline, recorded, monkeypatch):
+async def put_all(pair, messages) -> None:
+    for key, value, headers in messages:
+        await processed(pair, await pair.put(value, key=key, headers=headers))
+
+
+async def test_an_open_window_is_indexed_in_memory_and_its_row_says_when_it_took_a_run(pipeline, recorded, monkeypatch):
     messages = await candidate_messages(pipeline, recorded, ["r1", "r2", "r3"])
     assert len(messages) == 3  # one join batch a run here: three messages, each taken alone
     clock = [1_800_000_000.0]
     monkeypatch.setattr(pair_agent, "time", SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic))
-    written = []
-    set_row = pipeline.state.set
-    monkeypatch.setattr(pipeline.state, "set", lambda table, partition, key, value: (
-        written.append(loads(value)) if table == "open_windows" else None, set_row(table, partition, key, value)))
-    half_tick = pipeline.settings.pair_tick_interval / 2
     async with pipeline.app.agents["pair"].test_context() as pair:
-        for key, value, headers in messages[:2]:  # the window opens, then takes a run at once
-            await processed(pair, await pair.put(value, key=key, headers=headers))
-        clock[0] += half_tick
-        await processed(pair, await pair.put(messages[2][1], key=messages[2][0], headers=messages[2][2]))
-    assert [entry["active_at"] for entry in written] == [1_800_000_000.0, 1_800_000_000.0 + half_tick]
+        await put_all(pair, messages[:2])
+        clock[0] += 7.0
+        await put_all(pair, messages[2:])
+    [(key, raw)] = list(pipeline.state.items("pair_windows", 0))
+    row = pair_agent.WindowRow.decode(raw)
+    assert not row.window.closed and set(row.window.runs) == {"r1", "r2", "r3"}
+    settings = pipeline.settings
+    closes_at = row.window.start + settings.pair_window + settings.pair_grace
+    assert (row.partition, row.closes_at, row.active_at) == (0, closes_at, 1_800_000_007.0)
+    [indexed] = pipeline.open_windows[0]
+    assert (indexed.key, indexed.closes_at, indexed.active_at) == (key.decode(), closes_at, 1_800_000_007.0)
+    assert "open_windows" not in {table for table, _ in pipeline.state._dirty}  # no table of its own any more
+
+
+async def test_the_open_window_index_is_rebuilt_from_the_rows_after_a_rebalance(pipeline, recorded):
+    messages = await candidate_messages(pipeline, recorded, ["r1", "r2"])
+    async with pipeline.app.agents["pair"].test_context() as pair:
+        await put_all(pair, messages)
+    [before] = pipeline.open_windows[0]
+    await pipeline.state.flush()  # the commit before a rebalance
+    pipeline.forget_derived_state()
+    assert pipeline.open_windows == {}
+    assert list(pair_agent.open_windows(pipeline, 0)) == [before]
+    assert pair_agent.open_windows(pipeline, 1).earliest_close == float("inf")
+
+
+async def test_a_closed_window_leaves_the_index_and_is_skipped_by_a_rebuild(pipeline, recorded):
+    messages = await candidate_messages(pipeline, recorded, ["r1", "r2"])
+    async with pipeline.app.agents["pair"].test_context() as pair:
+        await put_all(pair, messages)
+        [window] = pipeline.open_windows[0]
+        await pair_agent.close_window(pipeline, TP(pipeline.topics["pair-candidates"].get_topic_name(), 0), window.key)
+    assert len(pipeline.open_windows[0]) == 0
+    [(_, raw)] = list(pipeline.state.items("pair_windows", 0))
+    assert pair_agent.WindowRow.is_closed(raw) and pair_agent.WindowRow.decode(raw).window.closed
+    pipeline.open_windows.clear()
+    assert len(pair_agent.open_windows(pipeline, 0)) == 0

@@ -59,6 +59,13 @@ async def running_worker(settings: DistillSettings):
             raise AssertionError(f"the worker exited with {process.returncode}:\n{log}")
 
 
+def hooks_path(hooks: Path) -> str:
+    """PYTHONPATH for a child worker that loads ``hooks/sitecustomize.py``: the hooks, then this
+    checkout. A sitecustomize runs before the child puts its working folder on ``sys.path``,
+    so its ``import streams`` otherwise finds whatever checkout the editable install names."""
+    return os.pathsep.join([str(hooks), str(Path(__file__).resolve().parents[2])])
+
+
 def write_jsonl(path: Path, rows: list) -> Path:
     """Rows as JSONL: dicts are encoded, bytes go as they are (for broken lines)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 
 from streams.stats import collect
 from streams.wait import wait_caught_up
-from tests.integration.conftest import ingest, running_worker, write_jsonl
+from tests.integration.conftest import hooks_path, ingest, running_worker, write_jsonl
 from tests.integration.runs import synthetic_runs
 from tests.integration.test_metrics import free_port
 
@@ -65,7 +65,7 @@ def stopped_sweep(tmp_path, monkeypatch):
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
     hold.touch()
-    monkeypatch.setenv("PYTHONPATH", str(hooks))
+    monkeypatch.setenv("PYTHONPATH", hooks_path(hooks))
     monkeypatch.setenv("SWEEP_HOLD", str(hold))
     return hold
 

@@ -8,13 +8,13 @@ import pytest
 from streams import kafka_io
 from streams.stats import collect
 from streams.wait import wait_caught_up
-from tests.integration.conftest import ingest, running_worker, write_jsonl
+from tests.integration.conftest import hooks_path, ingest, running_worker, write_jsonl
 from tests.integration.runs import synthetic_runs
 
 pytestmark = pytest.mark.integration
 
 # Loaded by the child worker's interpreter (PYTHONPATH): its first restore of the
-# open_windows table leaves out every change of one window, once (DROP_ONCE marks it done):
+# pair_windows table leaves out every change of one window, once (DROP_ONCE marks it done):
 # without the guard that window would never close, the survivor not knowing it is open.
 SITECUSTOMIZE = '''
 import os, pathlib
@@ -24,7 +24,7 @@ _done, _apply = pathlib.Path(os.environ["DROP_ONCE"]), ChangelogTrustingStore.ap
 
 def apply_changelog_batch(self, batch, to_key, to_value):
     batch = list(batch)
-    if batch and "open_windows" in batch[-1].message.topic and not _done.exists():
+    if batch and "pair_windows" in batch[-1].message.topic and not _done.exists():
         _done.touch()
         batch = [event for event in batch if event.message.key != batch[-1].message.key]
     return _apply(self, batch, to_key, to_value)
@@ -48,7 +48,7 @@ async def test_a_restore_that_missed_a_change_restarts_and_restores_again(make_s
     hooks, dropped = tmp_path / "hooks", tmp_path / "dropped-once"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    monkeypatch.setenv("PYTHONPATH", str(hooks))
+    monkeypatch.setenv("PYTHONPATH", hooks_path(hooks))
     monkeypatch.setenv("DROP_ONCE", str(dropped))
     quick = settings.model_copy(update={"pair_idle_close": 2.0})
     async with running_worker(quick):
