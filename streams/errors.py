@@ -6,7 +6,8 @@
      ├── BrokerUnavailable     the Kafka broker cannot be reached
      │    └── AuthenticationFailed   it answered, but refused the SASL credentials
      ├── WaitTimeout           ``distill wait`` gave up before the worker caught up
-     └── ExportShapeError      a topic record has a field the export's file schema lacks
+     ├── ExportShapeError      a topic record has a field the export's file schema lacks
+     └── FaustIncompatible     the installed Faust is not the one the patches were written for
 """
 
 
@@ -44,3 +45,8 @@ class ExportShapeError(DistillError):
             "Operator action: export with the distill version that wrote the topic, "
             "or add the field to the schema (and the card shows it)."
         )
+
+
+class FaustIncompatible(DistillError):
+    """The installed faust-streaming, or an internal a patch replaces, is not what the patches
+    of ``streams/faust_compat.py`` were written for; the worker does not start."""

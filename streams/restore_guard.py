@@ -9,7 +9,7 @@ once: small partitions are already fetched to their highwater, their records sti
 way to the recovery queue, and those records are then dropped as already seen. The restore
 has applied nothing of whole partitions (seen: ``open_windows[2]``, 353 committed changes
 between 0 and 355), and the windows it did not restore stay open for good, with nothing to
-say so: the worker's own view has nothing to close (README, Exactly-once, item 12).
+say so: the worker's own view has nothing to close (docs/exactly-once.md, item 12).
 
 So, after every restore and before the streams resume, the changelog offsets between what
 each partition's restore applied and its highwater are read; where a committed change lies

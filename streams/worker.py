@@ -16,7 +16,7 @@ import uvloop
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import kafka_io
+from streams import faust_compat, kafka_io
 from streams.app import build_pipeline
 from streams.errors import DistillError
 from streams.preflight import check_connection
@@ -32,6 +32,7 @@ def run_worker(settings: DistillSettings) -> None:
     The connection is checked first, so a refused password or an unreachable broker ends
     the command at once with a message that names the cause.
     """
+    faust_compat.check()  # refuses a Faust the patches were not written for, before anything starts
     # uvloop: asyncio's own loop was a third of the worker's busy time in profiles. The policy
     # too, so the loop of Faust's consumer thread (asyncio.new_event_loop) is one as well.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
