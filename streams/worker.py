@@ -16,7 +16,7 @@ import uvloop
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import faust_compat, kafka_io
+from streams import faust_compat, kafka_io, memory
 from streams.app import build_pipeline
 from streams.errors import DistillError
 from streams.preflight import check_connection
@@ -36,6 +36,7 @@ def run_worker(settings: DistillSettings) -> None:
     # uvloop: asyncio's own loop was a third of the worker's busy time in profiles. The policy
     # too, so the loop of Faust's consumer thread (asyncio.new_event_loop) is one as well.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    memory.tune_garbage_collector()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(check_connection(settings))

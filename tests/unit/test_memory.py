@@ -1,6 +1,8 @@
 """Freed memory goes back to the system (streams/memory.py)."""
 
+import gc
 import os
+import weakref
 
 import pytest
 
@@ -38,3 +40,22 @@ def test_the_worker_releases_freed_memory_on_a_timer_unless_told_not_to(tmp_path
     app = build_pipeline(settings).app
     names = [task.__name__ for task in app._app_tasks]
     assert names.count("release_freed_memory") == timers
+
+
+def test_the_worker_collects_cycles_less_often_and_still_collects_them():
+    before = gc.get_threshold()
+    try:
+        memory.tune_garbage_collector()
+        assert gc.get_threshold() == memory.GC_THRESHOLDS
+        gc.collect()
+        watched = weakref.ref(Cycle())
+        assert watched() is not None  # a cycle: refcounting alone does not free it
+        kept = [[] for _ in range(2 * memory.GC_THRESHOLDS[0])]  # allocations enough for a collection
+        assert watched() is None and kept
+    finally:
+        gc.set_threshold(*before)
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
