@@ -12,7 +12,7 @@ from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, loads
 from streams import kafka_io
 from streams.health import Limits, OpenWindow, windows_past_close
-from streams.pairing import least_watermark
+from streams.pairing import least_watermark, window_closes_at
 from streams.settings import DistillSettings
 from streams.tables import changelog_topic
 from streams.topics import TOPIC_SPECS
@@ -141,7 +141,8 @@ async def overdue_windows(settings: DistillSettings, windows: dict[str, dict]) -
 
     Idleness counts only where the worker has read every candidate (its idle ticks aside):
     while a backlog flows, windows close by stream time alone. A row of a version before the
-    open-window fields says neither, and is left out until the worker writes it again."""
+    open-window fields does not say when it was active, and is left out until the worker
+    writes it again."""
     candidates = settings.topic("pair-candidates")
     from streams.agents.pair_agent import TICK_KEY  # the worker's idle ticks are no work for it
 
@@ -151,7 +152,10 @@ async def overdue_windows(settings: DistillSettings, windows: dict[str, dict]) -
         int(key.decode().split(":")[1]): least_watermark(loads(raw), settings.partitions)
         for key, raw in (await _table(settings, "stream_time")).items() if key.startswith(b"pair:")
     }
-    open_rows = [(key, row) for key, row in windows.items() if row.get("open") and row.get("active_at") is not None]
+    open_windows = [
+        (row["partition"], OpenWindow(key, window_closes_at(row["window"]["start"], settings.pair_window,
+                                                            settings.pair_grace), row["active_at"]))
+        for key, row in windows.items() if row.get("open") and row.get("active_at") is not None
+    ]
     limits = Limits(settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval)
-    return windows_past_close([(row["partition"], OpenWindow(key, row["closes_at"], row["active_at"]))
-                               for key, row in open_rows], stream_times, caught_up, time.time(), limits)
+    return windows_past_close(open_windows, stream_times, caught_up, time.time(), limits)

@@ -79,27 +79,25 @@ def register(pipeline: Pipeline) -> None:
 @dataclass(frozen=True)
 class WindowRow:
     """A ``pair_windows`` row: the window, each run's score source, whether it closed
-    insufficient; while open, also its partition, the stream time past which it closes and
-    the wall-clock time it last took a run (what the open-window index is rebuilt from)."""
+    insufficient; while open, also its partition and the wall-clock time it last took a run
+    (with the window's start, what the open-window index is rebuilt from)."""
 
     window: PairWindow
     sources: dict
     insufficient: bool = False
     partition: int | None = None
-    closes_at: float | None = None
     active_at: float | None = None
 
     def encode(self) -> bytes:
         # "open" first: a scan for open windows skips closed rows without decoding them.
-        return dumps({"open": not self.window.closed, "partition": self.partition, "closes_at": self.closes_at,
-                      "active_at": self.active_at, "window": self.window.to_dict(), "sources": self.sources,
-                      "insufficient": self.insufficient})
+        return dumps({"open": not self.window.closed, "partition": self.partition, "active_at": self.active_at,
+                      "window": self.window.to_dict(), "sources": self.sources, "insufficient": self.insufficient})
 
     @classmethod
     def decode(cls, raw: bytes) -> "WindowRow":
         row = loads(raw)  # rows of versions before the open-window fields lack them
         return cls(PairWindow.from_dict(row["window"]), row["sources"], row["insufficient"],
-                   row.get("partition"), row.get("closes_at"), row.get("active_at"))
+                   row.get("partition"), row.get("active_at"))
 
     @staticmethod
     def is_closed(raw: bytes) -> bool:
@@ -122,8 +120,8 @@ def _save(pipeline: Pipeline, partition: int, key: str, window: PairWindow, sour
         row = WindowRow(window, sources, insufficient)
         index.discard(key)
     else:
+        row = WindowRow(window, sources, insufficient, partition, time.time())
         closes_at = window_closes_at(window.start, settings.pair_window, settings.pair_grace)
-        row = WindowRow(window, sources, insufficient, partition, closes_at, time.time())
         index.note(OpenWindow(key, closes_at, row.active_at))
     pipeline.state.set_decoded("pair_windows", partition, key.encode(), row, WindowRow.encode)
 

@@ -1,7 +1,6 @@
 """The join agents under ``test_context()``: decode, gate, send, quarantine."""
 
 import orjson
-import pytest
 from faust.types import TP
 
 from tests.agents.conftest import Recorded, processed
@@ -155,32 +154,3 @@ async def test_watermark_moves_on_when_waiting_scores_join(pipeline, recorded: R
         await put(ev, "r2", evidence(run_id="r2"))
         await put(ev, "x1", evidence(run_id="x1"))
     assert pairing_watermark(recorded) == 1776655800.0  # 03:30
-
-
-@pytest.mark.parametrize(("committed", "first_offset", "named"), [
-    (2, 7, "committed offset is 2"),  # five offsets past the committed one
-    (None, 1808, "committed offset is none"),  # no commit: the partition must start at its beginning
-])
-async def test_a_partition_delivered_past_unread_messages_restarts_the_worker(
-    pipeline, recorded, monkeypatch, committed, first_offset, named
-):
-    from faust.types import TP
-
-    from streams import kafka_io
-    from streams.skip_guard import SkippedMessages
-
-    async def unread_messages_between(settings, tp, start, stop):
-        return (start, stop) == (committed or 0, first_offset)
-
-    monkeypatch.setattr(kafka_io, "has_messages_between", unread_messages_between)
-    if committed is not None:
-        pipeline.app.consumer._committed_offset[TP("agent-test.evidence", 0)] = committed
-    async with pipeline.app.agents["join_evidence"].test_context() as ev:
-        ev.sent_offset = first_offset  # the consumer's first event of the partition
-        try:
-            await put(ev, "run-1", evidence())
-        except SkippedMessages:
-            pass
-    assert isinstance(pipeline.restart_reason, SkippedMessages)
-    assert f"from offset {first_offset}" in str(pipeline.restart_reason) and named in str(pipeline.restart_reason)
-    assert recorded.messages == {}  # nothing was processed past the hole
