@@ -52,12 +52,14 @@ class Pipeline:
     last_broadcast: dict[int, float] = field(default_factory=dict)
     # Partitions whose first event since the last assignment was checked (streams/skip_guard.py).
     delivery_checked: set = field(default_factory=set)
+    # Set by a join batch that read its input to the end: commit soon (streams/prompt_commit.py).
+    commit_wanted: asyncio.Event | None = None
     # Set when the worker must start over in a new process (streams/skip_guard.py).
     restart_reason: Exception | None = None
     gate_options: GateOptions = field(init=False)
     # The tables' writes since the last commit (streams/state_cache.py): read and write state here.
     state: StateCache = field(init=False)
-    # Outputs of the batch being processed, sent at its end (streams/outbox.py), exactly-once.
+    # Outputs waiting for the commit (streams/outbox.py), exactly-once.
     outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,13 +88,13 @@ class Pipeline:
             )
         return self._index_db
 
-    def read_to_end(self, topic: str, partition: int, next_offset: int) -> bool:
-        """Has this worker read the partition up to its end, as of the last fetch?"""
+    def read_to_end(self, topic: str, partition: int, next_offset: int, slack: int = 0) -> bool:
+        """Has this worker read the partition up to its end (but ``slack`` messages), as of the last fetch?"""
         try:
             end = self.app.consumer.highwater(TP(topic, partition))
         except ConsumerNotStarted:
             return True  # under test_context() nothing is fetched: what was put is all there is
-        return end is None or next_offset >= end
+        return end is None or next_offset + slack >= end
 
 
 def build_pipeline(settings: DistillSettings, *, broker: str | None = None, store: str | None = None) -> Pipeline:
@@ -155,8 +157,10 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
             from streams import restore_guard
 
             restore_guard.register(pipeline)
+    from streams import prompt_commit
     from streams.agents import join_agent, manifest_task, pair_agent, watchdog, web
 
+    prompt_commit.register(pipeline)
     join_agent.register(pipeline)
     alignment.register(pipeline)
     pair_agent.register(pipeline)

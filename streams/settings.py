@@ -38,9 +38,14 @@ class DistillSettings(BaseSettings):
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
     memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
     fetch_max_wait: float = Field(default=0.1, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/fetch_wait.py)
-    commit_interval: float = Field(default=0.25, gt=0)  # how often offsets, state and (exactly-once) outputs commit
+    # How often offsets, state and (exactly-once) outputs commit while a backlog is read; a
+    # worker that keeps up commits sooner (commit_when_caught_up).
+    commit_interval: float = Field(default=0.5, gt=0)
+    # Exactly-once: a worker that keeps up (less than a batch unread) commits this soon after a batch,
+    # not at the next commit_interval (streams/prompt_commit.py); 0: on the interval only.
+    commit_when_caught_up: float = Field(default=0.02, ge=0)
     batch_size: int = Field(default=1000, ge=1)  # most events an agent takes at a time (streams/agents/batches.py)
-    batch_wait: float = Field(default=0.05, gt=0, le=1.0)  # longest wait for a batch to fill: latency at low load
+    batch_wait: float = Field(default=0.02, gt=0, le=1.0)  # longest wait for a batch to fill: latency at low load
     # Scores read ahead of their evidence wait in Kafka, this long at most without new evidence
     # (streams/alignment.py); 0, the default: scores are never held back. Opt-in: since the
     # inline delivery (streams/delivery.py) it buys nothing measurable (docs/benchmarks.md, "Third stop").

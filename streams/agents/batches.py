@@ -16,6 +16,8 @@ from faust.types import EventT
 from streams.app import Pipeline
 from streams.skip_guard import check_first_delivery
 
+OUTBOX_FULL = 5000  # messages (~1.5 KB each): a few commit intervals' outputs at full speed
+
 
 async def process_batches(pipeline: Pipeline, stream, handle: Callable[[Sequence[EventT]], Awaitable[None]]) -> None:
     settings, progress = pipeline.settings, pipeline.progress
@@ -24,7 +26,11 @@ async def process_batches(pipeline: Pipeline, stream, handle: Callable[[Sequence
             for event in events:
                 await check_first_delivery(pipeline, event)
             await handle(events)
-            await pipeline.outbox.flush()
+            # The outputs wait for the commit, which sends them (they are seen only once it
+            # commits anyway) in fewer, bigger produce requests, unless so many wait that
+            # memory would grow.
+            if pipeline.outbox.size >= OUTBOX_FULL:
+                await pipeline.outbox.flush()
             # Acked here, under the lock: take_events acks only once the loop asks for the next
             # batch, and a commit that took the lock in between sent the batch's outputs without
             # its offsets (a crash then read it again: its input quarantine records twice).

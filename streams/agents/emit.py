@@ -56,7 +56,7 @@ async def publish(
     an output keyed to another partition than its source would commit apart from the
     source offset (lost on a crash, or refused on a worker that does not own it). The
     transaction of the *source* partition is the one committed with its offset. Such a
-    message waits in the pipeline's outbox until the end of the batch (``streams.outbox``)."""
+    message waits in the pipeline's outbox until the commit (``streams.outbox``)."""
     app = pipeline.app
     if source is None or not app.in_transaction:
         if app.in_transaction:  # a timer's tick: harmless outside any transaction

@@ -24,6 +24,7 @@ from streams.alignment import align
 from streams.app import Pipeline
 from streams.join import RunState, on_evidence, on_join_timeout, on_score
 from streams.pending import PendingScores, Waiting
+from streams.prompt_commit import note_batch
 from streams.quarantine import SourceMessage, quarantine_record
 
 
@@ -61,6 +62,7 @@ async def handle_batch(pipeline: Pipeline, events: Sequence[EventT], *, is_evide
         await broadcast_watermark(pipeline, source)
     align(pipeline, events, is_evidence=is_evidence)
     await keep_pairing_awake(pipeline, events[0].message.tp)
+    note_batch(pipeline, events)
 
 
 async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:
