@@ -26,18 +26,28 @@ Headers = list[tuple[str, bytes]] | None
 
 
 class Outbox:
-    """Messages waiting for the commit, per producer and partition."""
+    """Messages waiting for the commit, per producer, in the order added."""
 
     def __init__(self, app: faust.App) -> None:
         self._app = app
-        self._messages: dict[tuple[TP, str, int | None], list[tuple[bytes | None, bytes | None, Headers]]] = (
+        # Per transactional producer, not per source partition: the evidence and the scores
+        # agents of one partition share its producer, and a watermark the scores agent sent
+        # must not reach pairing before the candidates the evidence agent sent earlier (sent
+        # as two lists side by side, it did: runs of a kill test came as ``late_arrival``).
+        self._messages: dict[str, list[tuple[str, int | None, bytes | None, bytes | None, Headers]]] = (
             defaultdict(list))
+        self._sources: dict[str, TP] = {}  # a source partition of each producer's messages
+        self._transactional_ids: dict[TP, str] = {}
         self._partition_counts: dict[str, int] = {}
 
     def add(self, source: TP, topic: str, key: bytes | None, value: bytes | None,
             headers: Headers = None, partition: int | None = None) -> None:
         """Queue one message; ``partition`` None: Kafka's default partitioner of ``key``."""
-        self._messages[source, topic, partition].append((key, value, headers))
+        transactional_id = self._transactional_ids.get(source)
+        if transactional_id is None:
+            transactional_id = self._transactional_ids[source] = self._transactional_id(source)
+        self._sources.setdefault(transactional_id, source)
+        self._messages[transactional_id].append((topic, partition, key, value, headers))
         self.size += 1
 
     size = 0  # messages queued
@@ -45,20 +55,22 @@ class Outbox:
     def forget(self, *_args, **_kwargs) -> None:
         """A rebalance aborts the open transactions: what waits here belongs to them."""
         self._messages.clear()
+        self._sources.clear()
         self.size = 0
 
     async def flush(self) -> int:
         """Hand every queued message to its producer, in order; returns how many."""
         queued, self._messages, self.size = self._messages, defaultdict(list), 0
-        by_partition: dict[tuple[TP, str, int], list] = defaultdict(list)
-        for (source, topic, partition), messages in queued.items():
-            for key, value, headers in messages:
+        sources, self._sources = self._sources, {}
+        by_partition: dict[tuple[str, str, int], list] = defaultdict(list)
+        for transactional_id, messages in queued.items():
+            for topic, partition, key, value, headers in messages:
                 target = partition if partition is not None else await self._partition_of(topic, key)
-                by_partition[source, topic, target].append((key, value, headers))
+                by_partition[transactional_id, topic, target].append((key, value, headers))
         # One partition's batches in order; the partitions side by side, since a batch waits
         # until the partition's previous one has left for the broker.
-        await asyncio.gather(*(self._send(self._producer_of(source), topic, partition, messages)
-                               for (source, topic, partition), messages in by_partition.items()))
+        await asyncio.gather(*(self._send(self._producer_of(sources[transactional_id]), topic, partition, messages)
+                               for (transactional_id, topic, partition), messages in by_partition.items()))
         return sum(len(messages) for messages in by_partition.values())
 
     @staticmethod
@@ -80,10 +92,15 @@ class Outbox:
             raise ValueError(f"a message for {topic} has neither a key nor a partition")
         return default_partition(key, count)
 
+    def _transactional_id(self, source: TP) -> str:
+        """The id of the transaction Faust keeps for ``source``'s partition."""
+        app = self._app
+        return f"{app.conf.id}-{app.assignor.group_for_topic(source.topic)}-{source.partition}"
+
     def _producer_of(self, source: TP):
         """The aiokafka producer of the transaction Faust keeps for ``source``'s partition."""
         app = self._app
-        transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(source.topic)}-{source.partition}"
+        transactional_id = self._transactional_id(source)
         producer = app.consumer.transactions.producer._transaction_producers.get(transactional_id)
         if producer is None:
             raise RuntimeError(f"no transactional producer for {transactional_id}: the partition is not "

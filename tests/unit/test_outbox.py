@@ -85,3 +85,15 @@ def test_a_partition_this_worker_lost_has_no_producer_and_says_so():
 @given(st.binary(max_size=200))
 def test_murmur2_is_kafkas_as_aiokafka_computes_it(key):
     assert murmur2(key) == aiokafka_murmur2(key)
+
+
+def test_one_producers_messages_keep_their_order_whatever_input_topic_they_came_from():
+    """The evidence and the scores agents of a partition share its producer: a watermark the
+    scores agent queued after the evidence agent's candidates must reach pairing after them."""
+    outbox, sent = outbox_with()
+    outbox.add(TP("evidence", 0), "pair-candidates", b"candidates", b"first", partition=1)
+    outbox.add(TP("scores", 0), "pair-candidates", b"watermark", b"second", partition=1)
+    outbox.add(TP("evidence", 0), "pair-candidates", b"candidates", b"third", partition=1)
+    asyncio.run(outbox.flush())
+    assert sent == [("tx0", "pair-candidates", 1, [(b"candidates", b"first", []), (b"watermark", b"second", []),
+                                                   (b"candidates", b"third", [])])]
