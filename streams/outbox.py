@@ -3,10 +3,10 @@
 Under exactly-once each output used to go through Faust's producer and aiokafka's ``send``
 one by one (a future, a partitioner call and an accumulator append per message). Here the
 messages the batches decide (samples, quarantine records, candidates, and at a commit the
-state cache's changelog rows) wait until the commit (``streams.agents.batches``), are
-grouped by (source partition, topic, partition) and handed to the source partition's
-transactional producer as whole record batches. Order is kept where Kafka keeps it:
-within one producer and one partition, in the order added.
+state cache's changelog rows) wait until the commit (``streams.agents.batches``), in one
+list per transactional producer in the order added, and are handed to that producer as
+whole record batches per (topic, partition). Order is kept where Kafka keeps it: within
+one producer and one partition, in the order added.
 
 They used to be sent at the end of each batch. Waiting for the commit changes nothing a
 reader sees (read_committed, it sees them at the commit either way) and sends fewer,

@@ -1,4 +1,4 @@
-"""A worker that has read all of its input commits soon after a batch, not at the timer's next tick.
+"""A worker that keeps up with its input commits soon after a batch, not at the timer's next tick.
 
 Under exactly-once an output is seen only once its transaction commits, and Faust commits
 on a timer alone (``Consumer._commit_handler``, every ``commit_interval``). A run scored
