@@ -66,7 +66,7 @@ class Pipeline:
         self.gate_options = GateOptions(
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
-        self.outbox = Outbox(self.app)
+        self.outbox = Outbox.of(self.app)
         self.state = StateCache(self.app, {name: getattr(self.tables, name) for name in TABLE_NAMES}, self.outbox)
 
     def forget_derived_state(self, *_args, **_kwargs) -> None:
