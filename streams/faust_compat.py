@@ -120,6 +120,7 @@ REGISTRY: tuple[Internal, ...] = (
     _a("faust.transport.drivers.aiokafka:Consumer", "_thread", "resume_order", "the consumer thread that seeks"),
     _a("faust.transport.drivers.aiokafka:Producer", "_transaction_producers", "outbox", "a source partition's producer"),
     _a("faust.transport.producer:ProducerBuffer", "message_sent", "transactions", "the drain waits on it"),
+    _a(THREAD, "tp_last_committed_at", "transactions", "a transaction's commit counts for Faust's livelock check"),
     _a(STORE, "_dbs", "state_store", "the open databases of a store (also the state cache)"),
     _a(STORE, "offset_key", "state_cache", "the store's own key, skipped as a table row"),
     _a("faust.tables.recovery:Recovery", "active_highwaters", "restore_guard", "how far each restore had to read"),
