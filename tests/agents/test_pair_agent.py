@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from streams.agents import pair_agent
+from streams.agents import batches, pair_agent
+from streams.pairing import PairWindow, window_key
 from tests.agents.conftest import Recorded, processed
 from tests.agents.test_join_agent import evidence, put, score
 
@@ -70,3 +71,28 @@ async def test_a_closed_window_leaves_the_index_and_is_skipped_by_a_rebuild(pipe
     assert pair_agent.WindowRow.is_closed(raw) and pair_agent.WindowRow.decode(raw).window.closed
     pipeline.open_windows.clear()
     assert len(pair_agent.open_windows(pipeline, 0)) == 0
+
+
+async def test_windows_closing_at_once_go_to_the_store_as_they_close_not_all_at_the_commit(pipeline, monkeypatch):
+    """A day's windows close at one watermark: what they leave for the commit is spilled as it
+    grows (``spill_when_full``), so a replay's memory does not grow with the windows of a day."""
+    monkeypatch.setattr(batches, "STATE_FULL", 4)
+    pending_at_flush: list[int] = []
+    flush = pipeline.state.flush
+
+    async def counted_flush() -> int:
+        pending_at_flush.append(pipeline.state.writes)
+        return await flush()
+
+    monkeypatch.setattr(pipeline.state, "flush", counted_flush)
+    keys = [window_key(f"task-{n}", 0.0) for n in range(12)]
+    for key in keys:
+        pair_agent._save(pipeline, 0, key, PairWindow(key.split("|")[0], 0.0), {})
+    await flush()
+    source = TP(pipeline.topics["pair-candidates"].get_topic_name(), 0)
+    await pair_agent.close_idle_windows(pipeline, source, now=time.time() + 3600)
+    assert pending_at_flush and max(pending_at_flush) <= 4 and pipeline.state.writes < 4
+    await flush()
+    rows = dict(pipeline.state.items("pair_windows", 0))
+    assert sorted(rows) == sorted(key.encode() for key in keys)
+    assert all(pair_agent.WindowRow.is_closed(raw) for raw in rows.values())

@@ -30,7 +30,9 @@ def manager(monkeypatch):
     monkeypatch.setattr(transactions, "_faust_on_rebalance", faust_on_rebalance)
     app = SimpleNamespace(distill_processing_lock=asyncio.Lock(), distill_state_cache=StateCache(),
                           producer=SimpleNamespace(buffer=SimpleNamespace(size=0, should_stop=False)))
-    return SimpleNamespace(app=app, producer=SimpleNamespace(_transaction_producers={}), committed=committed)
+    thread = SimpleNamespace(tp_last_committed_at={})
+    return SimpleNamespace(app=app, producer=SimpleNamespace(_transaction_producers={}), committed=committed,
+                           consumer=SimpleNamespace(_thread=thread))
 
 
 async def test_after_a_revocation_ended_the_transactions_the_next_assignment_commits_again(manager):
@@ -46,3 +48,8 @@ async def test_a_stopping_workers_last_commit_is_the_last(manager):
     assert await transactions._commit_whole_events(manager, {"scored-runs-1": 5}, start_new_transaction=False)
     assert not await transactions._commit_whole_events(manager, {"scored-runs-1": 6})
     assert manager.committed == [({"scored-runs-1": 5}, False)]
+
+
+async def test_a_transactions_commit_counts_as_a_commit_for_fausts_livelock_check(manager):
+    assert await transactions._commit_whole_events(manager, {"evidence-0": 10, "scored-runs-0": 4})
+    assert set(manager.consumer._thread.tp_last_committed_at) == {"evidence-0", "scored-runs-0"}
