@@ -51,7 +51,7 @@ class StateCache:
         self._outbox = outbox
         self._dirty: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
 
-    writes = 0  # rows set or deleted since the last flush (a key written twice counts twice)
+    rows = 0  # rows waiting for the flush (a row written twice counts once)
 
     def get(self, table: str, partition: int, key: bytes) -> bytes | None:
         pending = self._dirty.get((table, partition))
@@ -60,8 +60,9 @@ class StateCache:
         return _partition_db(self._tables[table], partition).get(key)
 
     def set(self, table: str, partition: int, key: bytes, value: bytes) -> None:
-        self._dirty[table, partition][key] = value
-        self.writes += 1
+        pending = self._dirty[table, partition]
+        self.rows += key not in pending
+        pending[key] = value
 
     def get_decoded(self, table: str, partition: int, key: bytes, decode: Callable[[bytes], Any]) -> Any | None:
         """The value as an object: the one ``set_decoded`` left, or ``decode`` of the stored bytes.
@@ -79,15 +80,17 @@ class StateCache:
 
     def set_decoded(self, table: str, partition: int, key: bytes, value: Any, encode: Callable[[Any], bytes]) -> None:
         """Set an object, encoded by ``encode`` at the flush; it must not change after this."""
-        self._dirty[table, partition][key] = _Unencoded(value, encode)
-        self.writes += 1
+        pending = self._dirty[table, partition]
+        self.rows += key not in pending
+        pending[key] = _Unencoded(value, encode)
 
     def delete(self, table: str, partition: int, key: bytes) -> None:
         pending = self._dirty[table, partition]
-        self.writes += 1
         if key in pending and _partition_db(self._tables[table], partition).get(key) is None:
             del pending[key]  # set and deleted since the last commit: the store and changelog never knew it
+            self.rows -= 1
         else:
+            self.rows += key not in pending
             pending[key] = _DELETED
 
     def items(self, table: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
@@ -106,14 +109,14 @@ class StateCache:
     def forget(self, *_args, **_kwargs) -> None:
         """A rebalance: what was not flushed belongs to events that will be read again."""
         self._dirty.clear()
-        self.writes = 0
+        self.rows = 0
 
     async def flush(self) -> int:
         """Write every pending change to the store and send it to the changelog; returns how many.
 
         The store writes happen before the first await, so a read between two sends of
         this flush still sees every change."""
-        dirty, self._dirty, self.writes = self._dirty, defaultdict(dict), 0
+        dirty, self._dirty, self.rows = self._dirty, defaultdict(dict), 0
         for (table, partition), rows in dirty.items():
             db = _partition_db(self._tables[table], partition)
             for key, value in rows.items():

@@ -17,10 +17,12 @@ from streams.app import Pipeline
 from streams.skip_guard import check_first_delivery
 
 OUTBOX_FULL = 5000  # messages (~1.5 KB each): a few commit intervals' outputs at full speed
-# Table rows written since the last flush: ~3 a run, so about two commit intervals at full
-# speed. A day's pair windows all close at one watermark (a window is a task's day): a
-# 1,000,000-run replay closed ~80,000 windows of ~10 KB in one batch (~4 runs and their
-# texts each), held them and their pairs for the commit and peaked at 4 GiB.
+# Table rows waiting for the flush: a few commit intervals' worth at full speed (a row
+# written again counts once: counting every write split a run's two row writes over two
+# flushes, 4.55 -> 5.01 messages a run). A day's pair windows all close at one watermark (a
+# window is a task's day): a 1,000,000-run replay closed ~80,000 windows of ~10 KB in one
+# batch (~4 runs and their texts each), held them and their pairs for the commit and
+# peaked at 4 GiB.
 STATE_FULL = 5_000
 
 
@@ -54,7 +56,7 @@ async def spill_when_full(pipeline: Pipeline) -> None:
     reader sees them only once it commits anyway) in fewer, bigger produce requests, and a
     row written again before it writes it once. Sent early, they join the same open
     transaction: the store is rebuilt from the committed changelog after any abort."""
-    if pipeline.state.writes >= STATE_FULL:
+    if pipeline.state.rows >= STATE_FULL:
         await pipeline.state.flush()
     if pipeline.outbox.size >= OUTBOX_FULL:
         await pipeline.outbox.flush()

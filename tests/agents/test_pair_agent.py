@@ -81,7 +81,7 @@ async def test_windows_closing_at_once_go_to_the_store_as_they_close_not_all_at_
     flush = pipeline.state.flush
 
     async def counted_flush() -> int:
-        pending_at_flush.append(pipeline.state.writes)
+        pending_at_flush.append(pipeline.state.rows)
         return await flush()
 
     monkeypatch.setattr(pipeline.state, "flush", counted_flush)
@@ -91,7 +91,7 @@ async def test_windows_closing_at_once_go_to_the_store_as_they_close_not_all_at_
     await flush()
     source = TP(pipeline.topics["pair-candidates"].get_topic_name(), 0)
     await pair_agent.close_idle_windows(pipeline, source, now=time.time() + 3600)
-    assert pending_at_flush and max(pending_at_flush) <= 4 and pipeline.state.writes < 4
+    assert pending_at_flush and max(pending_at_flush) <= 4 and pipeline.state.rows < 4
     await flush()
     rows = dict(pipeline.state.items("pair_windows", 0))
     assert sorted(rows) == sorted(key.encode() for key in keys)
