@@ -45,11 +45,18 @@ async def until_producing(settings, process) -> None:
         await asyncio.sleep(0.2)
 
 
+async def until_stable(settings, members: int, timeout: float = 300) -> None:
+    """Until the group is stable with ``members`` members."""
+    async with asyncio.timeout(timeout):
+        while await kafka_io.group_state(settings, settings.application_id) != ("Stable", members):
+            await asyncio.sleep(0.5)
+
+
 async def reference_run(make_settings, tmp_path, runs: int, rescored: int = 0, **overrides):
     """An undisturbed run; the same partitions as the disturbed one, since quarantine
     records name their source partition and offset. With ``rescored``, a run of each of the
     first tasks is scored again once everything settled (``then_rescore``)."""
-    settings = make_settings(**COMPARED, **overrides)
+    settings = make_settings(**{**COMPARED, **overrides})
     evidence, scores = synthetic_runs(runs)
     files = (write_jsonl(tmp_path / "e.jsonl", evidence), write_jsonl(tmp_path / "s.jsonl", scores),
              write_jsonl(tmp_path / "rescores.jsonl", rescores(scores, rescored)))

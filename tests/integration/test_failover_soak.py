@@ -16,10 +16,11 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from streams import kafka_io
 from streams.worker import child_worker
 from tests.integration.conftest import ingest, settle_and_export
-from tests.integration.failover import COMPARED, comparable, message_counts, progress, reference_run, then_rescore
+from tests.integration.failover import (
+    COMPARED, comparable, message_counts, progress, reference_run, then_rescore, until_stable,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.soak]
 
@@ -46,12 +47,6 @@ class Workers:
 
     def dead(self) -> list[int]:
         return [slot for slot, process in self.processes.items() if process.poll() is not None]
-
-
-async def until_stable(settings, members: int, timeout: float = 300) -> None:
-    async with asyncio.timeout(timeout):
-        while await kafka_io.group_state(settings, settings.application_id) != ("Stable", members):
-            await asyncio.sleep(0.5)
 
 
 async def soak_run(make_settings, files, rng: random.Random, kills: list[dict]) -> dict:
