@@ -62,8 +62,12 @@ def _a(owner: str, name: str, by: str, why: str) -> Internal:
 
 REGISTRY: tuple[Internal, ...] = (
     # Replaced on the class (the module keeps Faust's own function as ``original``).
+    _m(CONSUMER, "force_commit", "self topics start_new_transaction", "transactions",
+       "a commit takes the processing lock before Faust picks its offsets", "_faust_force_commit",
+       ("_filter_tps_with_pending_acks(", "self._commit_tps(")),
     _m("faust.transport.consumer:TransactionManager", "commit", "self offsets start_new_transaction", "transactions",
-       "a commit takes the processing lock, flushes the state cache and drains the producer buffer", "_faust_commit"),
+       "a commit flushes the state cache and drains the producer buffer, then lets the processing lock go",
+       "_faust_commit"),
     _m("faust.transport.consumer:TransactionManager", "on_rebalance", "self assigned revoked newly_assigned",
        "transactions", "fresh transactional producers at every rebalance (no transaction left open)",
        "_faust_on_rebalance"),
@@ -72,6 +76,12 @@ REGISTRY: tuple[Internal, ...] = (
     _m("faust.transport.drivers.aiokafka:Producer", "_settings_extra", "self", "transactions",
        "the transactional producers retry after 20 ms, not 100 (CONCURRENT_TRANSACTIONS)", "_faust_settings_extra",
        ("self.app.in_transaction",)),
+    _m("faust.transport.drivers.aiokafka:Producer", "commit_transactions",
+       "self tid_to_offset_map group_id start_new_transaction", "transactions",
+       "the transactions of a worker's partitions commit side by side, not one after the other",
+       "_faust_commit_transactions",
+       ("self._trn_locks[transactional_id]", "send_offsets_to_transaction(", "commit_transaction()",
+        "begin_transaction()")),
     _m(THREAD, "_highwaters", "self partitions", "transactions",
        "restore up to the broker's last stable offset, not the consumer's None"),
     _m(THREAD, "_create_worker_consumer", "self transport", "fetch_wait",

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from faust.types import EventT
 
+from streams import transactions
 from streams.app import Pipeline
 from streams.skip_guard import check_first_delivery
 
@@ -55,8 +56,12 @@ async def spill_when_full(pipeline: Pipeline) -> None:
     Table changes and outputs wait for the commit, which sends them (a read_committed
     reader sees them only once it commits anyway) in fewer, bigger produce requests, and a
     row written again before it writes it once. Sent early, they join the same open
-    transaction: the store is rebuilt from the committed changelog after any abort."""
-    if pipeline.state.rows >= STATE_FULL:
+    transaction: the store is rebuilt from the committed changelog after any abort. While a
+    commit's round trips run, the batches go on without the transaction: a spill waits."""
+    spill_state, spill_outbox = pipeline.state.rows >= STATE_FULL, pipeline.outbox.size >= OUTBOX_FULL
+    if spill_state or spill_outbox:
+        await transactions.sendable(pipeline.app)
+    if spill_state:
         await pipeline.state.flush()
-    if pipeline.outbox.size >= OUTBOX_FULL:
+    if spill_outbox:
         await pipeline.outbox.flush()

@@ -61,6 +61,7 @@ def test_plaintext_server_properties(tmp_path: Path) -> None:
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["file.delete.delay.ms"] == "1000"
     assert not any(key.startswith("sasl") or "sasl" in value.lower() for key, value in props.items())
 
 
