@@ -6,7 +6,7 @@ from streams.app import build_pipeline
 from streams.settings import DistillSettings
 
 
-@pytest.mark.parametrize("seconds, expected_ms", [(None, 100), (0.05, 50), (1.5, 1500)])
+@pytest.mark.parametrize("seconds, expected_ms", [(None, 20), (0.05, 50), (1.5, 1500)])
 async def test_the_stream_consumer_asks_the_broker_to_wait_the_configured_time(tmp_path, seconds, expected_ms):
     chosen = {} if seconds is None else {"fetch_max_wait": seconds}
     app = build_pipeline(DistillSettings(data_dir=tmp_path, web_enabled=False, **chosen)).app
