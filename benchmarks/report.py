@@ -91,10 +91,11 @@ def render(result: dict) -> str:
             rows.append(("  NOT EXPECTED for this data", ", ".join(f"{k} {v:,}" for k, v in p["unexpected_quarantine"].items())))
     lat = p.get("latency")
     if lat:
-        rows.append(("latency at half rate", f"p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms, "
+        label = "latency at half rate" if lat.get("fixed_rate") is None else "latency at a fixed rate"
+        rows.append((label, f"p50 {lat['p50_ms']:,.0f} ms, p99 {lat['p99_ms']:,.0f} ms, "
                                              f"max {lat['max_ms']:,.0f} ms  ({lat['measured_samples']:,} samples at "
                                              f"{lat['rate_runs_per_s']:,.0f} runs/s, {lat['missing']} missing)")
-                    if lat["p50_ms"] is not None else ("latency at half rate", "no samples arrived"))
+                    if lat["p50_ms"] is not None else (label, "no samples arrived"))
         if lat.get("p99_ms_by_quarter") and None not in lat["p99_ms_by_quarter"]:
             rows.append(("  p99 by quarter of the phase", ", ".join(f"{v:,.0f}" for v in lat["p99_ms_by_quarter"]) + " ms"))
     rows.append(("worker peak RSS (VmHWM)", f"{p['peak_rss_mib']:,.0f} MiB"

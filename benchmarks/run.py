@@ -135,6 +135,9 @@ def main() -> None:
                              "(default %(default)s)")
     parser.add_argument("--latency-seconds", type=float, default=20.0,
                         help="duration of the fixed-rate latency phase; 0 skips it (default %(default)s)")
+    parser.add_argument("--latency-rate", type=float, metavar="RUNS_PER_S",
+                        help="publish the latency phase at this fixed rate instead of half the measured one: "
+                             "two builds compared at one load, whatever rate each measured (default: half)")
     parser.add_argument("--latency-samples", type=Path, metavar="FILE",
                         help="write each latency sample to FILE (JSON lines: publish time, ms, input partition)")
     parser.add_argument("--timeout", type=float, default=3600.0,
