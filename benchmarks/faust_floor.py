@@ -29,7 +29,7 @@ def build(bootstrap: str, app_id: str, output: str, inputs: list[str]) -> faust.
         key_serializer="raw", value_serializer="raw", autodiscover=False, web_enabled=False,
         producer_linger_ms=5, producer_max_batch_size=256 * 1024, topic_partitions=settings.partitions,
     )
-    fetch_wait.install(app, settings.fetch_max_wait)
+    fetch_wait.install(app, settings.fetch_max_wait, settings.fetch_min_bytes)
     out = app.topic(output, key_type=bytes, value_type=bytes, internal=False)
     for name in inputs:
         @app.agent(app.topic(name, key_type=bytes, value_type=bytes, internal=False), name=f"forward-{name}")

@@ -147,7 +147,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     )
     resume_order.install()
     state_cache.install(app, pipeline.state)
-    fetch_wait.install(app, settings.fetch_max_wait)
+    fetch_wait.install(app, settings.fetch_max_wait, settings.fetch_min_bytes)
     delivery.install()
     app.on_partitions_revoked.connect(pipeline.forget_derived_state)
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)

@@ -85,7 +85,7 @@ REGISTRY: tuple[Internal, ...] = (
     _m(THREAD, "_highwaters", "self partitions", "transactions",
        "restore up to the broker's last stable offset, not the consumer's None"),
     _m(THREAD, "_create_worker_consumer", "self transport", "fetch_wait",
-       "the fetch wait is a setting (Faust fixes 1.5 s)", "_faust_create_worker_consumer"),
+       "the fetch wait and size are settings (Faust fixes 1.5 s, 1 byte)", "_faust_create_worker_consumer"),
     _m("faust.tables.recovery:Recovery", "on_recovery_completed", "self generation_id", "resume_order",
        "stops the flow before the seek, so no stream message is fetched and dropped",
        "_faust_on_recovery_completed", ("consumer.perform_seek()", "self.app.flow_control.resume()")),
@@ -135,6 +135,7 @@ REGISTRY: tuple[Internal, ...] = (
     _a(STORE, "offset_key", "state_cache", "the store's own key, skipped as a table row"),
     _a("faust.tables.recovery:Recovery", "active_highwaters", "restore_guard", "how far each restore had to read"),
     _a("aiokafka:AIOKafkaConsumer", "_fetch_max_wait_ms", "fetch_wait", "set before the fetcher is built"),
+    _a("aiokafka:AIOKafkaConsumer", "_fetch_min_bytes", "fetch_wait", "set before the fetcher is built"),
     _a("aiokafka:AIOKafkaConsumer", "_subscription", "agents.watchdog", "a partition's fetch state for /health"),
 )
 

@@ -38,6 +38,7 @@ class DistillSettings(BaseSettings):
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
     memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
     fetch_max_wait: float = Field(default=0.02, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/fetch_wait.py)
+    fetch_min_bytes: int = Field(default=32768, ge=1)  # a fetch returns once this much is there, or at fetch_max_wait
     # How often offsets, state and (exactly-once) outputs commit while a backlog is read; a
     # worker that keeps up commits sooner (commit_when_caught_up).
     commit_interval: float = Field(default=0.5, gt=0)
