@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from streams.broker.topics import TOPIC_SPECS, TopicSpec
 from streams.errors import BrokerUnavailable, TopicLayoutError, TopicsMissing
 from streams.settings import DistillSettings
-from streams.topics import TOPIC_SPECS, TopicSpec
 
 
 def _ssl_context(settings: DistillSettings) -> ssl.SSLContext | None:

@@ -17,8 +17,8 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.metadata import MetadataRequest
 
+from streams.broker.kafka_io import client_options
 from streams.errors import AuthenticationFailed, BrokerUnavailable
-from streams.kafka_io import client_options
 from streams.settings import DistillSettings
 
 REFUSED = (SaslAuthenticationFailed, AuthenticationFailedError, UnsupportedSaslMechanismError, IllegalSaslStateError)

@@ -12,8 +12,8 @@ import click
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from streams.broker.preflight import check_connection
 from streams.errors import BrokerUnavailable, DistillError
-from streams.preflight import check_connection
 from streams.settings import DistillSettings
 
 

@@ -7,7 +7,7 @@ from rich.console import Console
 
 from streams.cli import Context, quiet_client_logs
 from streams.cli.data import stats_table
-from streams.demo import demo as run_demo
+from streams.commands.demo import demo as run_demo
 
 console = Console()
 

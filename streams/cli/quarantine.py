@@ -4,7 +4,7 @@ import click
 from rich.console import Console
 
 from streams.cli import Context, run, say_on
-from streams.quarantine_tail import format_line, tail
+from streams.commands.quarantine_tail import format_line, tail
 
 COMMANDS = []
 errors = Console(stderr=True)

@@ -4,7 +4,7 @@ import click
 from rich.console import Console
 
 from streams.cli import Context, run, say_on
-from streams.worker import replay, run_worker
+from streams.commands.worker import replay, run_worker
 
 GATE_FLAGS = [
     click.option("--include-partial/--no-include-partial", default=None,

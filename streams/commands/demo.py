@@ -5,19 +5,19 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from streams import kafka_io
-from streams.export import export
-from streams.ingest import publish_files
-from streams.localkafka.broker import LocalKafka
-from streams.manifest_publish import manifest_paths, publish_manifest
+from streams.broker import kafka_io
+from streams.broker.localkafka.broker import LocalKafka
+from streams.broker.topics import TOPIC_SPECS
+from streams.commands.export import export
+from streams.commands.ingest import publish_files
+from streams.commands.manifest_publish import manifest_paths, publish_manifest
+from streams.commands.stats import Stats, collect
+from streams.commands.wait import wait_caught_up
+from streams.commands.worker import child_worker
+from streams.faust_app.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
 from streams.settings import DistillSettings
-from streams.stats import Stats, collect
-from streams.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
-from streams.topics import TOPIC_SPECS
-from streams.wait import wait_caught_up
-from streams.worker import child_worker
 
-SAMPLE_DATA = Path(__file__).parent / "sample_data"
+SAMPLE_DATA = Path(__file__).parents[1] / "sample_data"
 
 
 async def reset_demo_topics(settings: DistillSettings) -> None:

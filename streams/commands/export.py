@@ -14,9 +14,9 @@ from pathlib import Path
 import orjson
 
 from schemas import preference_sample, provenance, quarantine_record, rag_sample, sft_sample
-from streams import kafka_io
-from streams.export_card import CardEntry, card
-from streams.export_formats import KINDS, TOPICS, jsonl, layouts_for
+from streams.broker import kafka_io
+from streams.commands.export_card import CardEntry, card
+from streams.commands.export_formats import KINDS, TOPICS, jsonl, layouts_for
 from streams.settings import DistillSettings
 
 RECEIPT_FORMAT_VERSION = 2  # 1: the receipt before it said how its files were made (no version of its own)
@@ -81,7 +81,7 @@ async def export(
     """Export ``kinds`` into ``out`` and return (and write) the receipt (``TopicsMissing``,
     and nothing written, for topics that do not exist: empty files would look like a result)."""
     # pyarrow loads when an export runs, not with every `distill` command (the worker's among them).
-    from streams import export_schemas
+    from streams.commands import export_schemas
 
     await kafka_io.require_topics(settings, [settings.topic(TOPICS[kind]) for kind in kinds])
     records: dict[str, list[dict]] = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from streams.export_formats import Layout
+from streams.commands.export_formats import Layout
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}

@@ -11,8 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from streams.commands.export_formats import Row, utc_time
 from streams.errors import ExportShapeError
-from streams.export_formats import Row, utc_time
 
 TIME = pa.timestamp("us", tz="UTC")
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))

@@ -1,7 +1,7 @@
 """Following JSONL files as they grow (``distill ingest --follow``), resumable across restarts.
 
 A followed file is known by device and inode, so a rename inside a followed folder keeps its
-place. The state file (``streams.follow_state``) keeps, per file, the byte offset up to which
+place. The state file (``streams.commands.follow_state``) keeps, per file, the byte offset up to which
 every line has been published *and acknowledged*. Only complete lines go out: a last line without its newline waits. A file
 renamed away is drained through its open handle (its last line too, once it is quiet for
 ``settle`` seconds); a file shorter than its offset, or whose first bytes changed, was
@@ -28,11 +28,11 @@ from typing import Any, BinaryIO
 
 from aiokafka.errors import KafkaError
 
-from streams import kafka_io
+from streams.broker import kafka_io
+from streams.broker.preflight import check_connection
+from streams.commands.follow_state import HEAD_BYTES, Cursor, OffsetStore, locked_store, offsets_file
+from streams.commands.ingest import INPUT_ORDER, Line, message_for, read_lines
 from streams.errors import BrokerUnavailable, DistillError
-from streams.follow_state import HEAD_BYTES, Cursor, OffsetStore, locked_store, offsets_file
-from streams.ingest import INPUT_ORDER, Line, message_for, read_lines
-from streams.preflight import check_connection
 from streams.settings import DistillSettings
 
 HEADER = "distill-follow"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 
+from streams.commands.ingest import INPUT_ORDER
 from streams.errors import DistillError
-from streams.ingest import INPUT_ORDER
 from streams.settings import DistillSettings
 
 HEAD_BYTES = 4096

@@ -4,7 +4,7 @@ Each line goes out as it is in the file, invalid ones too: the worker, not the
 publisher, decides what is valid, so a bad line ends in the quarantine with a reason.
 
 One-shot ingest is stateless: each run publishes every line of the files again, and
-remembers nothing. ``--follow`` (``streams.follow``) is the resumable mode, publishing
+remembers nothing. ``--follow`` (``streams.commands.follow``) is the resumable mode, publishing
 each line once across restarts. Both turn lines into messages here.
 """
 
@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import orjson
 
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 KEY_FIELD = {"evidence": "run_id", "scored-runs": "evidence_run_id"}

@@ -4,7 +4,7 @@ import subprocess
 from pathlib import Path
 
 from schemas.codec import dumps
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import loads
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.errors import TopicsMissing
 from streams.settings import DistillSettings
 

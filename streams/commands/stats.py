@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, loads
-from streams import kafka_io
-from streams.health import Limits, OpenWindow, windows_past_close
-from streams.pairing import least_watermark, window_closes_at
+from streams.broker import kafka_io
+from streams.broker.topics import TOPIC_SPECS
+from streams.faust_app.health import Limits, OpenWindow, windows_past_close
+from streams.faust_app.tables import changelog_topic
+from streams.rules.pairing import least_watermark, window_closes_at
 from streams.settings import DistillSettings
-from streams.tables import changelog_topic
-from streams.topics import TOPIC_SPECS
 
 
 @dataclass
@@ -144,7 +144,7 @@ async def overdue_windows(settings: DistillSettings, windows: dict[str, dict]) -
     open-window fields does not say when it was active, and is left out until the worker
     writes it again."""
     candidates = settings.topic("pair-candidates")
-    from streams.agents.pair_agent import TICK_KEY  # the worker's idle ticks are no work for it
+    from streams.faust_app.agents.pair_agent import TICK_KEY  # the worker's idle ticks are no work for it
 
     waiting = await kafka_io.unconsumed(settings, settings.application_id, [candidates], skip_key=TICK_KEY)
     caught_up = set(range(settings.partitions)) - {tp.partition for tp in waiting}

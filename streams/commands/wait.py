@@ -15,10 +15,10 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from schemas.codec import loads
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.errors import WaitTimeout
+from streams.faust_app.tables import changelog_topic
 from streams.settings import DistillSettings
-from streams.tables import changelog_topic
 
 
 async def _uncommitted(settings: DistillSettings, names: list[str], targets=None) -> dict:

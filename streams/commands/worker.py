@@ -16,14 +16,15 @@ import uvloop
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import faust_compat, kafka_io, memory
-from streams.app import build_pipeline
+from streams.broker import kafka_io
+from streams.broker.preflight import check_connection
+from streams.broker.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
+from streams.commands.wait import wait_caught_up
 from streams.errors import DistillError
-from streams.preflight import check_connection
+from streams.faust_app.build import build_pipeline
+from streams.faust_app.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
+from streams.faust_fixes import faust_compat, memory
 from streams.settings import DistillSettings
-from streams.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
-from streams.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
-from streams.wait import wait_caught_up
 
 
 def run_worker(settings: DistillSettings) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.kafka_io import default_partition
+from streams.broker.kafka_io import default_partition
 
 CANDIDATES_KEY = b"__candidates__"
 # Well under the broker's default message limit (1 MiB); a larger candidate goes alone.

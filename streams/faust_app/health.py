@@ -12,7 +12,7 @@ moved for ``DISTILL_STALL_TIMEOUT`` seconds. Work, here, is either of:
 - open pair windows past their close: idle past ``DISTILL_PAIR_IDLE_CLOSE`` (plus a tick)
   on a partition that is quiet, or passed by the partition's stream time.
 
-``streams.agents.watchdog`` gathers the views from the running app and serves the verdict.
+``streams.faust_app.agents.watchdog`` gathers the views from the running app and serves the verdict.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ bounded by the size of a checkout, not by the number of runs.
 import asyncio
 import logging
 
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 log = logging.getLogger(__name__)

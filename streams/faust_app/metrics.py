@@ -2,7 +2,7 @@
 
 Counters count what this worker process emitted since it started (they restart at zero
 with the process, as Prometheus counters may). Gauges of state are not kept up to date
-by the agents: they are read from the worker when scraped (see ``streams.agents.web``).
+by the agents: they are read from the worker when scraped (see ``streams.faust_app.agents.web``).
 """
 
 import time

@@ -3,7 +3,7 @@
 The ``pair_windows`` rows are the durable truth: an open row carries the stream time past
 which it closes and when it last took a run. This index is a view of them, rebuilt from the
 table at the first message of a partition after a rebalance, as the index of waiting scores
-is (``streams.pending``). It was a table of its own, written when a window opened and
+is (``streams.faust_app.pending``). It was a table of its own, written when a window opened and
 deleted when it closed: two changelog messages a window, about half a message a run.
 
 Beside the windows it keeps a lower bound of their close times, so a sweep by stream time
@@ -13,7 +13,7 @@ with the number of open windows.
 
 from collections.abc import Callable, Iterable
 
-from streams.health import OpenWindow
+from streams.faust_app.health import OpenWindow
 
 
 class OpenWindows:

@@ -3,7 +3,7 @@
 Under exactly-once each output used to go through Faust's producer and aiokafka's ``send``
 one by one (a future, a partitioner call and an accumulator append per message). Here the
 messages the batches decide (samples, quarantine records, candidates, and at a commit the
-state cache's changelog rows) wait until the commit (``streams.agents.batches``), in one
+state cache's changelog rows) wait until the commit (``streams.faust_app.agents.batches``), in one
 list per transactional producer in the order added, and are handed to that producer as
 whole record batches per (topic, partition). Order is kept where Kafka keeps it: within
 one producer and one partition, in the order added.
@@ -22,7 +22,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from streams.kafka_io import default_partition
+from streams.broker.kafka_io import default_partition
 
 Headers = list[tuple[str, bytes]] | None
 Message = tuple[str, int | None, bytes | None, bytes | None, Headers]  # topic, partition, key, value, headers

@@ -25,7 +25,7 @@ import faust
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from streams.outbox import Outbox
+from streams.faust_app.outbox import Outbox
 
 _FAUST_KEYS = b"__faust"  # the store's own keys (its persisted offset), not table rows
 _DELETED = None
@@ -197,7 +197,7 @@ _faust_commit_offsets = Consumer._commit_offsets
 async def _flush_then_commit_offsets(self, offsets, start_new_transaction: bool = True) -> bool:
     # At-least-once the offsets commit after Faust flushes its producer: the changes of the
     # events they cover must be in it by then. (Exactly-once flushes inside the transaction
-    # commit, under the processing lock: streams/transactions.py.)
+    # commit, under the processing lock: streams/faust_fixes/transactions.py.)
     cache = getattr(self.app, "distill_state_cache", None)
     if cache is not None and not self.in_transaction:
         await cache.flush()

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 import faust
 
+from streams.faust_fixes.state_store import table_options
 from streams.settings import DistillSettings
-from streams.state_store import table_options
 
 
 @dataclass(frozen=True)
 class Tables:
     runs: faust.Table  # run_id -> RunState
     stream_time: faust.Table  # "join:{p}" / "pair:{p}" / "evidence:{p}" -> a partition's clocks
-    pair_windows: faust.Table  # "{task_id}|{window start}" -> WindowRow (streams/agents/pair_agent.py)
+    pair_windows: faust.Table  # "{task_id}|{window start}" -> WindowRow (streams/faust_app/agents/pair_agent.py)
     pair_run_window: faust.Table  # run_id -> "late" if refused as late (earlier versions: the key of every run's window)
 
 

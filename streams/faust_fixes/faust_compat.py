@@ -1,7 +1,7 @@
 """Every Faust, mode and aiokafka internal this project replaces or relies on by name, in one
 registry, and the check the worker runs before it starts (``check``).
 
-The exactly-once guarantee rests on methods replaced by name (``streams/transactions.py``,
+The exactly-once guarantee rests on methods replaced by name (``streams/faust_fixes/transactions.py``,
 ``resume_order.py``, ``state_cache.py``, ...). A Faust release that renames one, changes its
 parameters or stops calling it where the patch expects would drop a guarantee without a word.
 So the worker refuses to start (``FaustIncompatible``, exit 1) when the installed
@@ -62,80 +62,80 @@ def _a(owner: str, name: str, by: str, why: str) -> Internal:
 
 REGISTRY: tuple[Internal, ...] = (
     # Replaced on the class (the module keeps Faust's own function as ``original``).
-    _m(CONSUMER, "force_commit", "self topics start_new_transaction", "transactions",
+    _m(CONSUMER, "force_commit", "self topics start_new_transaction", "faust_fixes.transactions",
        "a commit takes the processing lock before Faust picks its offsets", "_faust_force_commit",
        ("_filter_tps_with_pending_acks(", "self._commit_tps(")),
-    _m("faust.transport.consumer:TransactionManager", "commit", "self offsets start_new_transaction", "transactions",
+    _m("faust.transport.consumer:TransactionManager", "commit", "self offsets start_new_transaction", "faust_fixes.transactions",
        "a commit flushes the state cache and drains the producer buffer, then lets the processing lock go",
        "_faust_commit"),
     _m("faust.transport.consumer:TransactionManager", "on_rebalance", "self assigned revoked newly_assigned",
-       "transactions", "fresh transactional producers at every rebalance (no transaction left open)",
+       "faust_fixes.transactions", "fresh transactional producers at every rebalance (no transaction left open)",
        "_faust_on_rebalance"),
-    _m("faust.transport.producer:ProducerBuffer", "_send_pending", "self fut", "transactions",
+    _m("faust.transport.producer:ProducerBuffer", "_send_pending", "self fut", "faust_fixes.transactions",
        "counts the message in hand, so the commit's drain waits for it", "_faust_send_pending"),
-    _m("faust.transport.drivers.aiokafka:Producer", "_settings_extra", "self", "transactions",
+    _m("faust.transport.drivers.aiokafka:Producer", "_settings_extra", "self", "faust_fixes.transactions",
        "the transactional producers retry after 20 ms, not 100 (CONCURRENT_TRANSACTIONS)", "_faust_settings_extra",
        ("self.app.in_transaction",)),
     _m("faust.transport.drivers.aiokafka:Producer", "commit_transactions",
-       "self tid_to_offset_map group_id start_new_transaction", "transactions",
+       "self tid_to_offset_map group_id start_new_transaction", "faust_fixes.transactions",
        "the transactions of a worker's partitions commit side by side, not one after the other",
        "_faust_commit_transactions",
        ("self._trn_locks[transactional_id]", "send_offsets_to_transaction(", "commit_transaction()",
         "begin_transaction()")),
-    _m(THREAD, "_highwaters", "self partitions", "transactions",
+    _m(THREAD, "_highwaters", "self partitions", "faust_fixes.transactions",
        "restore up to the broker's last stable offset, not the consumer's None"),
-    _m(THREAD, "_create_worker_consumer", "self transport", "fetch_wait",
+    _m(THREAD, "_create_worker_consumer", "self transport", "faust_fixes.fetch_wait",
        "the fetch wait is a setting (Faust fixes 1.5 s)", "_faust_create_worker_consumer"),
-    _m("faust.tables.recovery:Recovery", "on_recovery_completed", "self generation_id", "resume_order",
+    _m("faust.tables.recovery:Recovery", "on_recovery_completed", "self generation_id", "faust_fixes.resume_order",
        "stops the flow before the seek, so no stream message is fetched and dropped",
        "_faust_on_recovery_completed", ("consumer.perform_seek()", "self.app.flow_control.resume()")),
-    _m(CONSUMER, "perform_seek", "self", "resume_order",
+    _m(CONSUMER, "perform_seek", "self", "faust_fixes.resume_order",
        "partitions without a commit are sought to their beginning", "_faust_perform_seek"),
-    _m(CONSUMER, "_commit_offsets", "self offsets start_new_transaction", "state_cache",
+    _m(CONSUMER, "_commit_offsets", "self offsets start_new_transaction", "faust_app.state_cache",
        "at-least-once: the state cache is flushed before the offsets commit", "_faust_commit_offsets"),
-    _m(CONSUMER, "wait_first", "self *coros timeout", "delivery",
+    _m(CONSUMER, "wait_first", "self *coros timeout", "faust_fixes.delivery",
        "a fetched message is delivered inline, raced against a rebalance only if it waits", "_faust_wait_first"),
-    # Overridden in a subclass (``streams.state_store``'s stores).
-    _m(STORE, "on_rebalance", "self assigned revoked newly_assigned generation_id", "state_store",
+    # Overridden in a subclass (``streams.faust_fixes.state_store``'s stores).
+    _m(STORE, "on_rebalance", "self assigned revoked newly_assigned generation_id", "faust_fixes.state_store",
        "every held partition is wiped and restored from the committed changelog"),
-    _m(STORE, "_open_for_partition", "self partition", "state_store", "no write-ahead log"),
-    _m(STORE, "persisted_offset", "self tp", "state_store", "-1: nothing held, restore from the changelog's start"),
-    _m(STORE, "set_persisted_offset", "self tp offset", "state_store",
+    _m(STORE, "_open_for_partition", "self partition", "faust_fixes.state_store", "no write-ahead log"),
+    _m(STORE, "persisted_offset", "self tp", "faust_fixes.state_store", "-1: nothing held, restore from the changelog's start"),
+    _m(STORE, "set_persisted_offset", "self tp offset", "faust_fixes.state_store",
        "keeps no offset (an aborted send's stood above the changelog)"),
-    _m(STORE, "apply_changelog_batch", "self batch to_key to_value", "state_store",
+    _m(STORE, "apply_changelog_batch", "self batch to_key to_value", "faust_fixes.state_store",
        "records how far each restore got, for the restore guard"),
-    _m("faust.stores.rocksdb:RocksDBOptions", "as_options", "self", "state_store", "one shared block cache per process"),
+    _m("faust.stores.rocksdb:RocksDBOptions", "as_options", "self", "faust_fixes.state_store", "one shared block cache per process"),
     # Called or relied on as they are.
-    _m(CONSUMER, "_drain_messages", "self fetcher", "delivery", "its call of wait_first is the one delivered inline",
+    _m(CONSUMER, "_drain_messages", "self fetcher", "faust_fixes.delivery", "its call of wait_first is the one delivered inline",
        mentions=("self.wait_first(", "callback(message), self.suspend_flow.wait()")),
-    _m(CONSUMER, "commit_and_end_transactions", "self", "transactions",
+    _m(CONSUMER, "commit_and_end_transactions", "self", "faust_fixes.transactions",
        "ends every transaction before a revocation; the commit patch notes it", mentions=("start_new_transaction=False",)),
-    _m(CONSUMER, "commit", "self topics start_new_transaction", "prompt_commit",
+    _m(CONSUMER, "commit", "self topics start_new_transaction", "faust_fixes.prompt_commit",
        "a commit asked for between the timer's: one at a time with them", mentions=("maybe_wait_for_commit_to_finish",)),
-    _m(CONSUMER, "stop_flow", "self", "resume_order", "called before Faust's seek after recovery"),
-    _m(CONSUMER, "on_buffer_full", "self tp", "alignment", "holds a scores partition in the consumer"),
-    _m(CONSUMER, "on_buffer_drop", "self tp", "alignment", "lets a held scores partition go"),
-    _m(THREAD, "seek_to_beginning", "self *partitions", "resume_order", "seeks partitions without a commit"),
-    _m(THREAD, "_ensure_consumer", "self", "transactions", "the aiokafka consumer asked for end offsets (also the watchdog)"),
-    _m("faust.transport.drivers.aiokafka:Producer", "stop_transaction", "self transactional_id", "transactions",
+    _m(CONSUMER, "stop_flow", "self", "faust_fixes.resume_order", "called before Faust's seek after recovery"),
+    _m(CONSUMER, "on_buffer_full", "self tp", "faust_app.alignment", "holds a scores partition in the consumer"),
+    _m(CONSUMER, "on_buffer_drop", "self tp", "faust_app.alignment", "lets a held scores partition go"),
+    _m(THREAD, "seek_to_beginning", "self *partitions", "faust_fixes.resume_order", "seeks partitions without a commit"),
+    _m(THREAD, "_ensure_consumer", "self", "faust_fixes.transactions", "the aiokafka consumer asked for end offsets (also the watchdog)"),
+    _m("faust.transport.drivers.aiokafka:Producer", "stop_transaction", "self transactional_id", "faust_fixes.transactions",
        "stops every transactional producer at a rebalance"),
-    _m(STORE, "_db_for_partition", "self partition", "state_cache", "the cache writes a partition's RocksDB directly"),
-    _m(STORE, "partition_path", "self partition", "state_store", "the folder wiped at a rebalance"),
-    _m("faust.streams:Stream", "take_events", "self max_ within", "agents.batches", "batch-at-a-time agents"),
-    _m("aiokafka:AIOKafkaProducer", "create_batch", "self", "outbox", "outputs sent as whole record batches"),
-    _m("aiokafka:AIOKafkaProducer", "send_batch", "self batch topic *partition", "outbox",
+    _m(STORE, "_db_for_partition", "self partition", "faust_app.state_cache", "the cache writes a partition's RocksDB directly"),
+    _m(STORE, "partition_path", "self partition", "faust_fixes.state_store", "the folder wiped at a rebalance"),
+    _m("faust.streams:Stream", "take_events", "self max_ within", "faust_app.agents.batches", "batch-at-a-time agents"),
+    _m("aiokafka:AIOKafkaProducer", "create_batch", "self", "faust_app.outbox", "outputs sent as whole record batches"),
+    _m("aiokafka:AIOKafkaProducer", "send_batch", "self batch topic *partition", "faust_app.outbox",
        "outputs sent as whole record batches"),
     # Data attributes read or written.
-    _a(CONSUMER, "_committed_offset", "skip_guard", "the group's committed offsets (also resume_order, the watchdog)"),
-    _a("faust.transport.drivers.aiokafka:Consumer", "_thread", "resume_order", "the consumer thread that seeks"),
-    _a("faust.transport.drivers.aiokafka:Producer", "_transaction_producers", "outbox", "a source partition's producer"),
-    _a("faust.transport.producer:ProducerBuffer", "message_sent", "transactions", "the drain waits on it"),
-    _a(THREAD, "tp_last_committed_at", "transactions", "a transaction's commit counts for Faust's livelock check"),
-    _a(STORE, "_dbs", "state_store", "the open databases of a store (also the state cache)"),
-    _a(STORE, "offset_key", "state_cache", "the store's own key, skipped as a table row"),
-    _a("faust.tables.recovery:Recovery", "active_highwaters", "restore_guard", "how far each restore had to read"),
-    _a("aiokafka:AIOKafkaConsumer", "_fetch_max_wait_ms", "fetch_wait", "set before the fetcher is built"),
-    _a("aiokafka:AIOKafkaConsumer", "_subscription", "agents.watchdog", "a partition's fetch state for /health"),
+    _a(CONSUMER, "_committed_offset", "faust_fixes.skip_guard", "the group's committed offsets (also resume_order, the watchdog)"),
+    _a("faust.transport.drivers.aiokafka:Consumer", "_thread", "faust_fixes.resume_order", "the consumer thread that seeks"),
+    _a("faust.transport.drivers.aiokafka:Producer", "_transaction_producers", "faust_app.outbox", "a source partition's producer"),
+    _a("faust.transport.producer:ProducerBuffer", "message_sent", "faust_fixes.transactions", "the drain waits on it"),
+    _a(THREAD, "tp_last_committed_at", "faust_fixes.transactions", "a transaction's commit counts for Faust's livelock check"),
+    _a(STORE, "_dbs", "faust_fixes.state_store", "the open databases of a store (also the state cache)"),
+    _a(STORE, "offset_key", "faust_app.state_cache", "the store's own key, skipped as a table row"),
+    _a("faust.tables.recovery:Recovery", "active_highwaters", "faust_fixes.restore_guard", "how far each restore had to read"),
+    _a("aiokafka:AIOKafkaConsumer", "_fetch_max_wait_ms", "faust_fixes.fetch_wait", "set before the fetcher is built"),
+    _a("aiokafka:AIOKafkaConsumer", "_subscription", "faust_app.agents.watchdog", "a partition's fetch state for /health"),
 )
 
 
@@ -150,7 +150,7 @@ def check(registry: tuple[Internal, ...] = REGISTRY) -> None:
     version = installed_version()
     if version not in SUPPORTED_FAUST:
         problems.append(
-            f"faust-streaming {version} is installed, but the Faust patches (streams/faust_compat.py) were "
+            f"faust-streaming {version} is installed, but the Faust patches (streams/faust_fixes/faust_compat.py) were "
             f"written for {', '.join(SUPPORTED_FAUST)}"
         )
     problems += [problem for internal in registry if (problem := mismatch(internal))]
@@ -158,7 +158,7 @@ def check(registry: tuple[Internal, ...] = REGISTRY) -> None:
         raise FaustIncompatible(
             "; ".join(problems) + ". Operator action: install the supported Faust "
             f"(faust-streaming=={SUPPORTED_FAUST[-1]}, as constraints.txt pins it), or review each patch named "
-            "against the installed Faust, run the slow suite and update streams/faust_compat.py."
+            "against the installed Faust, run the slow suite and update streams/faust_fixes/faust_compat.py."
         )
 
 

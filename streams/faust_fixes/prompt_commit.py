@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 from faust.types import EventT
 
-from streams.app import Pipeline
+from streams.faust_fixes.running_worker import RunningWorker
 
 
-def note_batch(pipeline: Pipeline, events: Sequence[EventT]) -> None:
+def note_batch(pipeline: RunningWorker, events: Sequence[EventT]) -> None:
     """Ask for a commit if the batch leaves less than a batch unread in its partitions."""
     if pipeline.commit_wanted is None or pipeline.commit_wanted.is_set():
         return
@@ -35,7 +35,7 @@ def note_batch(pipeline: Pipeline, events: Sequence[EventT]) -> None:
         pipeline.commit_wanted.set()
 
 
-def register(pipeline: Pipeline) -> None:
+def register(pipeline: RunningWorker) -> None:
     """Under exactly-once with ``commit_when_caught_up`` > 0: the task that commits when asked."""
     settings = pipeline.settings
     if settings.processing_guarantee != "exactly_once" or not settings.commit_when_caught_up:
@@ -49,5 +49,5 @@ def register(pipeline: Pipeline) -> None:
             await asyncio.sleep(settings.commit_when_caught_up)
             wanted.clear()
             # Faust's own commit: one at a time with the timer's, under the processing lock
-            # (streams/transactions.py), so it falls between two batches like any other.
+            # (streams/faust_fixes/transactions.py), so it falls between two batches like any other.
             await pipeline.app.consumer.commit()

@@ -13,15 +13,15 @@ say so: the worker's own view has nothing to close (docs/exactly-once.md, item 1
 
 So, after every restore and before the streams resume, the changelog offsets between what
 each partition's restore applied and its highwater are read; where a committed change lies
-there, the worker restarts itself (``streams.worker``): a new process starts that count at
+there, the worker restarts itself (``streams.commands.worker``): a new process starts that count at
 zero and restores completely."""
 
 import logging
 
 from aiokafka import TopicPartition
 
-from streams import kafka_io
-from streams.app import Pipeline
+from streams.broker import kafka_io
+from streams.faust_fixes.running_worker import RunningWorker
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def unread_ranges(restored_to: dict, highwaters: dict) -> dict:
     return ranges
 
 
-async def check_restore_complete(pipeline: Pipeline) -> None:
+async def check_restore_complete(pipeline: RunningWorker) -> None:
     tables = pipeline.app.tables
     restored_to: dict = {}
     for table in tables.values():
@@ -61,7 +61,7 @@ async def check_restore_complete(pipeline: Pipeline) -> None:
         raise pipeline.restart_reason
 
 
-def register(pipeline: Pipeline) -> None:
+def register(pipeline: RunningWorker) -> None:
     """Run the check when a restore completes (Faust awaits it before resuming the streams)."""
     async def on_rebalance_complete(*_args, **_kwargs) -> None:
         await check_restore_complete(pipeline)

@@ -21,7 +21,7 @@ survivor took its partitions of ``pair-candidates`` and started them 1808 and 19
 offsets in, 478 candidates never reached a pair window. Such partitions are sought to
 their beginning, where a partition without a commit starts (``auto_offset_reset``).
 
-``streams.skip_guard`` stays as the check that both hold.
+``streams.faust_fixes.skip_guard`` stays as the check that both hold.
 """
 
 from aiokafka import TopicPartition

@@ -3,25 +3,25 @@
 With faust-streaming 0.15.3, a restarted or rebalanced worker sometimes delivered a
 partition hundreds of offsets after the group's committed offset (137 -> 215, 129 -> 470),
 the messages between were never processed, and the partition's commit stalled below them.
-``streams.resume_order`` removes the cause; this check stays because a skipped message is
+``streams.faust_fixes.resume_order`` removes the cause; this check stays because a skipped message is
 a lost sample. The first event of each partition after an assignment is compared with the
 committed offset; when real messages lie between, nothing is processed and the worker
-restarts itself (``streams.worker``), which seeks to the committed offset and reads in
+restarts itself (``streams.commands.worker``), which seeks to the committed offset and reads in
 order again.
 """
 
 from aiokafka import TopicPartition
 from faust.types import EventT
 
-from streams import kafka_io
-from streams.app import Pipeline
+from streams.broker import kafka_io
+from streams.faust_fixes.running_worker import RunningWorker
 
 
 class SkippedMessages(RuntimeError):
     """The consumer delivered a partition past unread messages; the worker must restart."""
 
 
-async def check_first_delivery(pipeline: Pipeline, event: EventT) -> None:
+async def check_first_delivery(pipeline: RunningWorker, event: EventT) -> None:
     message = event.message
     if message.tp in pipeline.delivery_checked:
         return

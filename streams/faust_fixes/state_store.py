@@ -82,7 +82,7 @@ class ChangelogTrustingStore(BoundedStore):
     """A bounded store that rebuilds its partitions from the changelog after a rebalance.
 
     ``restored_to`` is the last changelog offset each partition's restore applied
-    (``streams.restore_guard`` checks that nothing committed lies beyond it)."""
+    (``streams.faust_fixes.restore_guard`` checks that nothing committed lies beyond it)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -6,8 +6,8 @@ producer buffer, to slip into the *next* transaction, and (2) an event may be ha
 processed, its first outputs already in the transaction. A crash between two commits
 then loses a state change whose offset was committed (seen in our SIGKILL test: runs
 whose evidence never took effect), or repeats outputs. Here every batch of events is
-processed under ``Pipeline.processing_lock`` (``streams.agents.batches``), and a commit
-takes the same lock, flushes the state cache into the transaction (``streams.state_cache``)
+processed under ``Pipeline.processing_lock`` (``streams.faust_app.agents.batches``), and a commit
+takes the same lock, flushes the state cache into the transaction (``streams.faust_app.state_cache``)
 and drains the buffer first, so a transaction holds whole batches and all of their effects.
 
 Faust's own ``ProducerBuffer.flush`` is not a drain: it returns when a message takes
@@ -36,7 +36,7 @@ asked of the broker instead: a read_committed ListOffsets answers the last stabl
 A transaction's first request may reach the broker while the markers of the one before are
 still being written; the broker answers ``CONCURRENT_TRANSACTIONS`` and aiokafka retries
 after ``retry_backoff_ms``, 100 ms by default (it waits 20 ms only for the first partition
-added). A commit soon after another (``streams.prompt_commit``) met it as a commit of 127 ms
+added). A commit soon after another (``streams.faust_fixes.prompt_commit``) met it as a commit of 127 ms
 among commits of 10-16 ms, and the runs behind it waited that long. The transactional
 producers retry after 20 ms.
 
@@ -140,7 +140,7 @@ async def _commit_whole_events(self, offsets, start_new_transaction: bool = True
         return await _faust_commit(self, offsets, start_new_transaction=start_new_transaction)
     if not hold.held:
         raise RuntimeError("a transaction commit that does not hold the processing lock: "
-                           "only Consumer.force_commit may commit (streams/transactions.py)")
+                           "only Consumer.force_commit may commit (streams/faust_fixes/transactions.py)")
     if getattr(self.app, "distill_transactions_ended", False):
         # A commit that ended every transaction (a stopping worker's last, or a
         # revocation's) leaves none open until a rebalance starts fresh ones: a timer's
@@ -209,7 +209,7 @@ async def _stable_highwaters(self, partitions):
 
 def install(app, lock: asyncio.Lock) -> None:
     """Route this app's transaction commits through the processing lock (from the choice of
-    the offsets to the last send), the state cache's flush (``streams.state_cache``: state
+    the offsets to the last send), the state cache's flush (``streams.faust_app.state_cache``: state
     changes join the transaction here) and a full drain,
     start every transaction afresh at a rebalance, and restore the tables up to the
     broker's last stable offsets; the transactional producers retry sooner and commit side

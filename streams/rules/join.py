@@ -12,9 +12,9 @@ from typing import Any, Literal
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import dumps, encode, loads
 from schemas.quarantine_record import QuarantineRecord
-from streams.firewall import GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
-from streams.pairing import pair_run_from
-from streams.quarantine import SourceMessage, quarantine_record
+from streams.rules.firewall import GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
+from streams.rules.pairing import pair_run_from
+from streams.rules.quarantine import SourceMessage, quarantine_record
 
 OutputTopic = Literal["rag-samples", "sft-samples", "preference-pairs", "pair-candidates"]
 STAGE_TOPICS: dict[str, OutputTopic] = {"rag": "rag-samples", "sft": "sft-samples"}

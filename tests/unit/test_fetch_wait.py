@@ -1,8 +1,8 @@
-"""The broker holds a worker's stream fetch at most DISTILL_FETCH_MAX_WAIT (streams/fetch_wait.py)."""
+"""The broker holds a worker's stream fetch at most DISTILL_FETCH_MAX_WAIT (streams/faust_fixes/fetch_wait.py)."""
 
 import pytest
 
-from streams.app import build_pipeline
+from streams.faust_app.build import build_pipeline
 from streams.settings import DistillSettings
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.localkafka import broker as lk
-from streams.localkafka.broker import (
+from streams.broker.localkafka import broker as lk
+from streams.broker.localkafka.broker import (
     KAFKA_VERSION,
     BrokerStartError,
     ConfigError,

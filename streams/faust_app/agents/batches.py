@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from faust.types import EventT
 
-from streams import transactions
-from streams.app import Pipeline
-from streams.skip_guard import check_first_delivery
+from streams.faust_app.pipeline import Pipeline
+from streams.faust_fixes import transactions
+from streams.faust_fixes.skip_guard import check_first_delivery
 
 OUTBOX_FULL = 5000  # messages (~1.5 KB each): a few commit intervals' outputs at full speed
 # Table rows waiting for the flush: a few commit intervals' worth at full speed (a row

@@ -12,10 +12,10 @@ from faust.types import TP
 
 from schemas import QuarantineRecord
 from schemas.codec import encode
-from streams.app import Pipeline
-from streams.candidates import CANDIDATES_KEY, pair_partition
-from streams.join import Effect, Publish
-from streams.quarantine import quarantine_headers
+from streams.faust_app.candidates import CANDIDATES_KEY, pair_partition
+from streams.faust_app.pipeline import Pipeline
+from streams.rules.join import Effect, Publish
+from streams.rules.quarantine import quarantine_headers
 
 SAMPLE_STAGES = {"rag-samples": "rag", "sft-samples": "sft", "preference-pairs": "preference"}
 WATERMARK_KEY = b"__watermark__"
@@ -56,7 +56,7 @@ async def publish(
     an output keyed to another partition than its source would commit apart from the
     source offset (lost on a crash, or refused on a worker that does not own it). The
     transaction of the *source* partition is the one committed with its offset. Such a
-    message waits in the pipeline's outbox until the commit (``streams.outbox``)."""
+    message waits in the pipeline's outbox until the commit (``streams.faust_app.outbox``)."""
     app = pipeline.app
     if source is None or not app.in_transaction:
         if app.in_transaction:  # a timer's tick: harmless outside any transaction
@@ -69,7 +69,7 @@ async def publish(
 
 async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], watermark: Watermark | None = None) -> None:
     """Send the effects in order; pair candidates join the batch's candidate messages
-    (``streams.candidates``), stamped with ``watermark``: ``send_candidates`` sends them."""
+    (``streams.faust_app.candidates``), stamped with ``watermark``: ``send_candidates`` sends them."""
     for effect in effects:
         if is_candidate(effect):
             target = pair_partition(effect.key, pipeline.settings.partitions)

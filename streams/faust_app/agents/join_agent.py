@@ -3,7 +3,7 @@
 The input topics are co-partitioned (Faust assigns partition N of both to one worker),
 so the ``runs`` table holds the whole state of a run in the partition of its id. One
 agent a topic, both taking batches under the pipeline's processing lock
-(``streams.agents.batches``): a run's events are decided and sent strictly one after the
+(``streams.faust_app.agents.batches``): a run's events are decided and sent strictly one after the
 other, so a retraction can never overtake the sample it retracts, and a transaction commit
 never splits a batch. State is read and written through the pipeline's state cache.
 """
@@ -16,16 +16,16 @@ from mode import CrashingSupervisor
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
-from streams.agents.batches import process_batches
-from streams.agents.emit import (
+from streams.faust_app.agents.batches import process_batches
+from streams.faust_app.agents.emit import (
     WATERMARK_KEY, Watermark, is_candidate, publish, send_candidates, send_effects, send_quarantine,
 )
-from streams.alignment import align
-from streams.app import Pipeline
-from streams.join import RunState, on_evidence, on_join_timeout, on_score
-from streams.pending import PendingScores, Waiting
-from streams.prompt_commit import note_batch
-from streams.quarantine import SourceMessage, quarantine_record
+from streams.faust_app.alignment import align
+from streams.faust_app.pending import PendingScores, Waiting
+from streams.faust_app.pipeline import Pipeline
+from streams.faust_fixes.prompt_commit import note_batch
+from streams.rules.join import RunState, on_evidence, on_join_timeout, on_score
+from streams.rules.quarantine import SourceMessage, quarantine_record
 
 
 def source_of(event: EventT) -> SourceMessage:
@@ -239,7 +239,7 @@ async def send_watermark(pipeline: Pipeline, source: TP, mark: Watermark) -> Non
 
 
 async def keep_pairing_awake(pipeline: Pipeline, source: TP) -> None:
-    """While scores wait in Kafka (``streams.alignment``), tell every pair partition now and
+    """While scores wait in Kafka (``streams.faust_app.alignment``), tell every pair partition now and
     then that the join side is at work.
 
     A pair partition that hears nothing for ``pair_idle_close`` closes its windows as idle;

@@ -1,6 +1,6 @@
 """Keeps the worker's file manifest current; the join waits for its first full load."""
 
-from streams.app import Pipeline
+from streams.faust_app.pipeline import Pipeline
 
 
 def register(pipeline: Pipeline) -> None:

@@ -5,7 +5,7 @@ clock, so a replay closes them where the original run did; a tick sent by a time
 closes windows left idle at the tail of a stream. Faust's windowed tables are not used
 (see FAUST-NOTES.md): the buffers are plain RocksDB rows restored from their changelog,
 read and written through the pipeline's state cache. Events come in batches
-(``streams.agents.batches``) but are decided one by one: a watermark that moves closes
+(``streams.faust_app.agents.batches``) but are decided one by one: a watermark that moves closes
 the windows it makes due before the next candidate is looked at, as it always did.
 """
 
@@ -18,18 +18,27 @@ from mode import CrashingSupervisor
 
 from schemas import PreferenceSample
 from schemas.codec import dumps, encode, loads
-from streams.agents.batches import process_batches, spill_when_full
-from streams.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
-from streams.app import Pipeline
-from streams.candidates import CANDIDATES_KEY, read_batch
-from streams.health import OpenWindow
-from streams.join import Publish
-from streams.open_windows import OpenWindows
-from streams.pairing import (
-    PairRejection, PairRun, PairWindow, admit, close, least_watermark, rescore_closed, window_closes_at, window_key,
-    window_start, withdraw,
+from streams.faust_app.agents.batches import process_batches, spill_when_full
+from streams.faust_app.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
+from streams.faust_app.candidates import CANDIDATES_KEY, read_batch
+from streams.faust_app.health import OpenWindow
+from streams.faust_app.open_windows import OpenWindows
+from streams.faust_app.pipeline import Pipeline
+from streams.rules.join import Publish
+from streams.rules.pairing import (
+    PairRejection,
+    PairRun,
+    PairWindow,
+    admit,
+    close,
+    least_watermark,
+    rescore_closed,
+    window_closes_at,
+    window_key,
+    window_start,
+    withdraw,
 )
-from streams.quarantine import SourceMessage, quarantine_record
+from streams.rules.quarantine import SourceMessage, quarantine_record
 
 TICK_KEY = b"__idle_tick__"
 LATE = "late"  # pair_run_window value of a run refused as late_arrival

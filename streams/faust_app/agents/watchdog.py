@@ -1,6 +1,6 @@
 """``GET /health`` and the watchdog timer: a worker that holds work and stops moving says so.
 
-The verdict (``streams.health``) is taken from what the worker already has in memory
+The verdict (``streams.faust_app.health``) is taken from what the worker already has in memory
 (the consumer's fetch state, the agents' progress) and from the open-window index of the
 pair partitions it holds. Only a partition quiet for the whole stall timeout with offsets
 past what was processed is read (read_committed, once for those offsets), since
@@ -18,11 +18,11 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 
-from streams import kafka_io
-from streams.agents.pair_agent import stream_time
-from streams.agents.web import CONSUMED
-from streams.app import Pipeline
-from streams.health import InputView, Limits, PairView, StallDetector, Verdict
+from streams.broker import kafka_io
+from streams.faust_app.agents.pair_agent import stream_time
+from streams.faust_app.agents.web import CONSUMED
+from streams.faust_app.health import InputView, Limits, PairView, StallDetector, Verdict
+from streams.faust_app.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def register(pipeline: Pipeline) -> None:
             log.warning("worker moving again")
         reported[:] = [current]
         if not current.healthy and settings.stall_restart:
-            # Same process id and settings (streams.worker): the state comes back from the changelogs.
+            # Same process id and settings (streams.commands.worker): the state comes back from the changelogs.
             pipeline.restart_reason = StalledWorker(f"worker stalled, restarting: {'; '.join(current.reasons)}")
             raise pipeline.restart_reason
 

@@ -9,8 +9,8 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 
-from streams.app import Pipeline
-from streams.metrics import WorkerState
+from streams.faust_app.metrics import WorkerState
+from streams.faust_app.pipeline import Pipeline
 
 CONSUMED = ("evidence", "scored-runs", "pair-candidates")
 
