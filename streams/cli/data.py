@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from streams.cli import Context, run, say_on
+from streams.cli.context import Context, run, say_on
 from streams.commands.export import FILE_FORMATS, PREFERENCE_FORMATS, ExportOptions, export
 from streams.commands.export_formats import KINDS
 from streams.commands.follow import follow_until_signalled

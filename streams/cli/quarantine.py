@@ -3,7 +3,7 @@
 import click
 from rich.console import Console
 
-from streams.cli import Context, run, say_on
+from streams.cli.context import Context, run, say_on
 from streams.commands.quarantine_tail import format_line, tail
 
 COMMANDS = []
