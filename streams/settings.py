@@ -36,7 +36,7 @@ class DistillSettings(BaseSettings):
     log_level: str = "warning"
     state_memory_mib: int = Field(default=64, ge=8)  # RocksDB block cache + write buffers, all tables
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
-    memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/faust_fixes/memory.py); 0: never
+    memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/faust_app/memory.py); 0: never
     fetch_max_wait: float = Field(default=0.02, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/faust_fixes/fetch_wait.py)
     # How often offsets, state and (exactly-once) outputs commit while a backlog is read; a
     # worker that keeps up commits sooner (commit_when_caught_up).

@@ -21,9 +21,10 @@ from streams.broker.preflight import check_connection
 from streams.broker.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
 from streams.commands.wait import wait_caught_up
 from streams.errors import DistillError
+from streams.faust_app import memory
 from streams.faust_app.build import build_pipeline
 from streams.faust_app.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
-from streams.faust_fixes import faust_compat, memory
+from streams.faust_fixes import faust_compat
 from streams.settings import DistillSettings
 
 

@@ -8,13 +8,13 @@ import faust
 
 from streams.broker import topics as specs
 from streams.broker.kafka_io import faust_credentials
-from streams.faust_app import alignment, state_cache
+from streams.faust_app import alignment, memory, state_cache
 from streams.faust_app.agents import join_agent, manifest_task, pair_agent, watchdog, web
 from streams.faust_app.manifest import ManifestView
 from streams.faust_app.pipeline import Pipeline
 from streams.faust_app.tables import declare_tables
 from streams.faust_fixes import (
-    delivery, fetch_wait, memory, prompt_commit, restore_guard, resume_order, state_store, transactions,
+    delivery, fetch_wait, prompt_commit, restore_guard, resume_order, state_store, transactions,
 )
 from streams.settings import DistillSettings
 
