@@ -48,7 +48,7 @@ class DistillSettings(BaseSettings):
     batch_wait: float = Field(default=0.02, gt=0, le=1.0)  # longest wait for a batch to fill: latency at low load
     # Scores read ahead of their evidence wait in Kafka, this long at most without new evidence
     # (streams/faust_app/alignment.py); 0, the default: scores are never held back. Opt-in: since the
-    # inline delivery (streams/faust_fixes/delivery.py) it buys nothing measurable (docs/benchmarks.md, "Third stop").
+    # inline delivery (streams/faust_fixes/delivery.py) it buys nothing measurable (docs/benchmarks.md, item 19).
     alignment_idle: float = Field(default=0.0, ge=0)
     stall_timeout: float = Field(default=300.0, gt=0)  # work waiting and nothing moving this long: /health fails (streams/faust_app/health.py)
     stall_restart: bool = True  # a stalled worker also restarts itself, as a liveness probe would restart its pod
