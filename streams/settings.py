@@ -36,8 +36,10 @@ class DistillSettings(BaseSettings):
     log_level: str = "warning"
     state_memory_mib: int = Field(default=64, ge=8)  # RocksDB block cache + write buffers, all tables
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
-    memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/faust_app/memory.py); 0: never
-    fetch_max_wait: float = Field(default=0.02, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/faust_fixes/fetch_wait.py)
+    # Return freed memory to the system this often (streams/faust_app/memory.py); 0: never.
+    memory_trim_interval: float = Field(default=10.0, ge=0)
+    # The longest hold of a fetch at the broker (streams/faust_fixes/fetch_wait.py).
+    fetch_max_wait: float = Field(default=0.02, gt=0, le=1.5)
     # How often offsets, state and (exactly-once) outputs commit while a backlog is read; a
     # worker that keeps up commits sooner (commit_when_caught_up).
     commit_interval: float = Field(default=0.5, gt=0)
@@ -50,7 +52,8 @@ class DistillSettings(BaseSettings):
     # (streams/faust_app/alignment.py); 0, the default: scores are never held back. Opt-in: since the
     # inline delivery (streams/faust_fixes/delivery.py) it buys nothing measurable (docs/benchmarks.md, item 19).
     alignment_idle: float = Field(default=0.0, ge=0)
-    stall_timeout: float = Field(default=300.0, gt=0)  # work waiting and nothing moving this long: /health fails (streams/faust_app/health.py)
+    # Work waiting and nothing moving this long: /health fails (streams/faust_app/health.py).
+    stall_timeout: float = Field(default=300.0, gt=0)
     stall_restart: bool = True  # a stalled worker also restarts itself, as a liveness probe would restart its pod
     # How long a command's read of a topic waits for a broker that stopped answering (a restart)
     # before it ends with BrokerUnavailable (streams/broker/kafka_io.py read_topic; docs/operations.md).
