@@ -15,7 +15,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import ROOT, STARTED, Probe, partitions_of, plain_consumer, proc_status, time_range
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 ROOT = Path(__file__).resolve().parents[1]

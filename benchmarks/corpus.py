@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import log
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 SEED = 20260427

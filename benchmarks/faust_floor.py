@@ -17,7 +17,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams import fetch_wait  # noqa: E402
+from streams.faust_fixes import fetch_wait  # noqa: E402
 from streams.settings import DistillSettings  # noqa: E402
 
 

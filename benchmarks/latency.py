@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import log, partitions_of, percentile, plain_consumer
 from benchmarks.corpus import SEED, Runs, sample_id
-from streams import kafka_io
-from streams.kafka_io import default_partition
-from streams.outbox import send_records
+from streams.broker import kafka_io
+from streams.broker.kafka_io import default_partition
+from streams.faust_app.outbox import send_records
 from streams.settings import DistillSettings
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
     n = max(1, int(rate * seconds))
     runs = Runs(n, seed=SEED + 1, id_prefix="lat", start=after + 60, span=max(60, int(seconds)))
     # aiokafka's default lets the broker hold a fetch 500 ms, which this probe would add to
-    # the latency it measures (see streams/fetch_wait.py).
+    # the latency it measures (see streams/faust_fixes/fetch_wait.py).
     reader = plain_consumer(settings, isolation_level="read_committed", fetch_max_wait_ms=20)
     producer = AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=0, acks="all",
                                 max_request_size=4 * 1024 * 1024)

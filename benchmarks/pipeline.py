@@ -14,11 +14,11 @@ from pathlib import Path
 from benchmarks.common import HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, log, proc_status, time_range
 from benchmarks.corpus import Runs
 from benchmarks.latency import latency
-from streams import kafka_io
+from streams.broker import kafka_io
+from streams.commands.wait import wait_caught_up
+from streams.commands.worker import child_worker, settings_env
+from streams.faust_app.tables import TABLE_NAMES, changelog_topic
 from streams.settings import DistillSettings
-from streams.tables import TABLE_NAMES, changelog_topic
-from streams.wait import wait_caught_up
-from streams.worker import child_worker, settings_env
 
 RUN_OUTPUTS = ("rag-samples", "sft-samples", "quarantine")  # one outcome per stage and run: per-run work
 
@@ -51,7 +51,7 @@ class Workers:
 
 @contextlib.asynccontextmanager
 async def worker_processes(settings: DistillSettings, count: int, profile: bool):
-    """``count`` ``distill worker`` children of one group (``streams.worker.child_worker``), each with
+    """``count`` ``distill worker`` children of one group (``streams.commands.worker.child_worker``), each with
     its own data folder; or one under pyinstrument."""
     workers = Workers()
     if not profile:

@@ -13,9 +13,9 @@ deleted at the end, does:
 2. ceiling: a plain aiokafka loop in this process copies every input message of both
    input topics to one output topic (no logic, batched fetches and batched sends),
    timed from the first fetch to the last send acknowledged;
-3. pipeline: starts ``distill worker`` (``streams.worker.child_worker``) on the published
+3. pipeline: starts ``distill worker`` (``streams.commands.worker.child_worker``) on the published
    input and times it: startup (process start to first output), processing (first to
-   last per-run output, i.e. RAG/SFT/quarantine), and until ``streams.wait.wait_caught_up``
+   last per-run output, i.e. RAG/SFT/quarantine), and until ``streams.commands.wait.wait_caught_up``
    says everything is consumed, paired and every window closed;
 4. latency: into the same running worker, runs at half the measured rate for
    ``--latency-seconds`` (evidence, then its score); time from a score's publish to its
@@ -55,8 +55,8 @@ from benchmarks.common import HOTSPOTS_JSON, RESULTS, create_topics, log, stop_l
 from benchmarks.corpus import SEED, Runs, publish  # noqa: E402
 from benchmarks.pipeline import pipeline  # noqa: E402
 from benchmarks.report import estimate, render  # noqa: E402
-from streams import kafka_io  # noqa: E402
-from streams.preflight import check_connection  # noqa: E402
+from streams.broker import kafka_io  # noqa: E402
+from streams.broker.preflight import check_connection  # noqa: E402
 from streams.settings import DistillSettings  # noqa: E402
 
 

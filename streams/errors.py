@@ -41,7 +41,7 @@ class ExportShapeError(DistillError):
     def __init__(self, where: str, fields: list[str]) -> None:
         self.where, self.fields = where, fields
         super().__init__(
-            f"{where}: field(s) {', '.join(fields)} not in the export schema of this file (streams/export_schemas.py). "
+            f"{where}: field(s) {', '.join(fields)} not in the export schema of this file (streams/commands/export_schemas.py). "
             "Operator action: export with the distill version that wrote the topic, "
             "or add the field to the schema (and the card shows it)."
         )
@@ -49,4 +49,4 @@ class ExportShapeError(DistillError):
 
 class FaustIncompatible(DistillError):
     """The installed faust-streaming, or an internal a patch replaces, is not what the patches
-    of ``streams/faust_compat.py`` were written for; the worker does not start."""
+    of ``streams/faust_fixes/faust_compat.py`` were written for; the worker does not start."""

@@ -36,25 +36,29 @@ class DistillSettings(BaseSettings):
     log_level: str = "warning"
     state_memory_mib: int = Field(default=64, ge=8)  # RocksDB block cache + write buffers, all tables
     standby_replicas: int = Field(default=0, ge=0)  # standby copies of each table partition on other workers
-    memory_trim_interval: float = Field(default=10.0, ge=0)  # return freed memory to the system (streams/memory.py); 0: never
-    fetch_max_wait: float = Field(default=0.02, gt=0, le=1.5)  # longest hold of a fetch at the broker (streams/fetch_wait.py)
-    fetch_min_bytes: int = Field(default=32768, ge=1)  # a fetch returns once this much is there, or at fetch_max_wait
+    # Return freed memory to the system this often (streams/faust_app/memory.py); 0: never.
+    memory_trim_interval: float = Field(default=10.0, ge=0)
+    # The longest hold of a fetch at the broker (streams/faust_fixes/fetch_wait.py).
+    fetch_max_wait: float = Field(default=0.02, gt=0, le=1.5)
+    # A fetch returns once the broker holds this much for it, or at fetch_max_wait.
+    fetch_min_bytes: int = Field(default=32768, ge=1)
     # How often offsets, state and (exactly-once) outputs commit while a backlog is read; a
     # worker that keeps up commits sooner (commit_when_caught_up).
     commit_interval: float = Field(default=0.5, gt=0)
     # Exactly-once: a worker that keeps up (less than a batch unread) commits this soon after a batch,
-    # not at the next commit_interval (streams/prompt_commit.py); 0: on the interval only.
+    # not at the next commit_interval (streams/faust_fixes/prompt_commit.py); 0: on the interval only.
     commit_when_caught_up: float = Field(default=0.02, ge=0)
-    batch_size: int = Field(default=1000, ge=1)  # most events an agent takes at a time (streams/agents/batches.py)
+    batch_size: int = Field(default=1000, ge=1)  # most events an agent takes at a time (streams/faust_app/agents/batches.py)
     batch_wait: float = Field(default=0.02, gt=0, le=1.0)  # longest wait for a batch to fill: latency at low load
     # Scores read ahead of their evidence wait in Kafka, this long at most without new evidence
-    # (streams/alignment.py); 0, the default: scores are never held back. Opt-in: since the
-    # inline delivery (streams/delivery.py) it buys nothing measurable (docs/benchmarks.md, item 19).
+    # (streams/faust_app/alignment.py); 0, the default: scores are never held back. Opt-in: since the
+    # inline delivery (streams/faust_fixes/delivery.py) it buys nothing measurable (docs/benchmarks.md, item 19).
     alignment_idle: float = Field(default=0.0, ge=0)
-    stall_timeout: float = Field(default=300.0, gt=0)  # work waiting and nothing moving this long: /health fails (streams/health.py)
+    # Work waiting and nothing moving this long: /health fails (streams/faust_app/health.py).
+    stall_timeout: float = Field(default=300.0, gt=0)
     stall_restart: bool = True  # a stalled worker also restarts itself, as a liveness probe would restart its pod
     # How long a command's read of a topic waits for a broker that stopped answering (a restart)
-    # before it ends with BrokerUnavailable (streams/kafka_io.py read_topic; docs/operations.md).
+    # before it ends with BrokerUnavailable (streams/broker/kafka_io.py read_topic; docs/operations.md).
     broker_timeout: float = Field(default=30.0, gt=0)
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

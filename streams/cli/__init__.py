@@ -1,65 +1,20 @@
 """The ``distill`` command line: it parses arguments and calls library functions, nothing more."""
 
 import asyncio
-import logging
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
+from streams.broker.preflight import check_connection
+from streams.cli import data, demo, quarantine, worker
+from streams.cli.context import Context
+from streams.cli.kafka import kafka_group
 from streams.errors import BrokerUnavailable, DistillError
-from streams.preflight import check_connection
-from streams.settings import DistillSettings
-
-
-class Context:
-    """Overrides from global flags; settings are built once, when a command asks."""
-
-    def __init__(self, overrides: dict[str, Any]) -> None:
-        self.overrides = {k: v for k, v in overrides.items() if v is not None}
-
-    def settings(self, **more: Any) -> DistillSettings:
-        try:
-            # Merged, not two ** (a command's own value, as the demo's prefix, may repeat a global flag).
-            return DistillSettings(**(self.overrides | {k: v for k, v in more.items() if v is not None}))
-        except ValidationError as exc:
-            raise click.UsageError(f"invalid setting: {exc}") from None
-
-
-def run(coro: Coroutine) -> Any:
-    """Run a command's coroutine. Its errors are reported by the group (``DistillGroup``),
-    once the command's progress display is gone, so the message is the last thing on stderr."""
-    with quiet_client_logs():
-        return asyncio.run(coro)
-
-
-@contextmanager
-def quiet_client_logs() -> Iterator[None]:
-    """aiokafka logs every refused connection and failed fetch at ERROR ("Unable connect to
-    ..."), before the command's own message or while a tail waits out a broker restart; the
-    command says what matters itself. DISTILL_LOG_LEVEL=debug keeps them."""
-    source = click.get_current_context(silent=True)
-    source = source.find_object(Context) if source else None
-    if source is not None and source.settings().log_level.lower() == "debug":
-        yield
-        return
-    logger = logging.getLogger("aiokafka")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def say_on(console) -> Any:
-    """A line printer for what a command waits for (stderr, so stdout stays the data)."""
-    return lambda line: console.print(line, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -116,14 +71,7 @@ def main(ctx: click.Context, bootstrap: str | None, topic_prefix: str | None, da
     ctx.obj = Context({"bootstrap": bootstrap, "topic_prefix": topic_prefix, "data_dir": data_dir})
 
 
-def _register() -> None:
-    from streams.cli import data, demo, quarantine, worker
-    from streams.cli.kafka import kafka_group
-
-    main.add_command(kafka_group)
-    for module in (worker, data, quarantine, demo):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()
+main.add_command(kafka_group)
+for module in (worker, data, quarantine, demo):
+    for command in module.COMMANDS:
+        main.add_command(command)

@@ -8,14 +8,14 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from streams.cli import Context, run, say_on
-from streams.export import FILE_FORMATS, PREFERENCE_FORMATS, ExportOptions, export
-from streams.export_formats import KINDS
-from streams.follow import follow_until_signalled
-from streams.ingest import expand, lines_of, publish_files
-from streams.manifest_publish import manifest_paths, publish_manifest
-from streams.stats import Stats, collect
-from streams.wait import wait_caught_up
+from streams.cli.context import Context, run, say_on
+from streams.commands.export import FILE_FORMATS, PREFERENCE_FORMATS, ExportOptions, export
+from streams.commands.export_formats import KINDS
+from streams.commands.follow import follow_until_signalled
+from streams.commands.ingest import expand, lines_of, publish_files
+from streams.commands.manifest_publish import manifest_paths, publish_manifest
+from streams.commands.stats import Stats, collect
+from streams.commands.wait import wait_caught_up
 
 console = Console(stderr=True)
 

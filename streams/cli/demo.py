@@ -5,9 +5,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from streams.cli import Context, quiet_client_logs
+from streams.cli.context import Context, quiet_client_logs
 from streams.cli.data import stats_table
-from streams.demo import demo as run_demo
+from streams.commands.demo import demo as run_demo
 
 console = Console()
 

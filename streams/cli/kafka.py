@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from streams.localkafka.broker import LocalKafka, LocalKafkaError
+from streams.broker.localkafka.broker import LocalKafka
+from streams.broker.localkafka.errors import LocalKafkaError
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)

@@ -3,8 +3,8 @@
 import click
 from rich.console import Console
 
-from streams.cli import Context, run, say_on
-from streams.quarantine_tail import format_line, tail
+from streams.cli.context import Context, run, say_on
+from streams.commands.quarantine_tail import format_line, tail
 
 COMMANDS = []
 errors = Console(stderr=True)

@@ -3,8 +3,8 @@
 import click
 from rich.console import Console
 
-from streams.cli import Context, run, say_on
-from streams.worker import replay, run_worker
+from streams.cli.context import Context, run, say_on
+from streams.commands.worker import replay, run_worker
 
 GATE_FLAGS = [
     click.option("--include-partial/--no-include-partial", default=None,

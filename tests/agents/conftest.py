@@ -8,7 +8,8 @@ import pytest
 from faust.types import EventT
 
 from schemas.codec import loads
-from streams.app import Pipeline, build_pipeline
+from streams.faust_app.build import build_pipeline
+from streams.faust_app.pipeline import Pipeline
 from streams.settings import DistillSettings
 
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from streams.agents import batches, pair_agent
-from streams.pairing import PairWindow, window_key
+from streams.faust_app.agents import batches, pair_agent
+from streams.rules.pairing import PairWindow, window_key
 from tests.agents.conftest import Recorded, processed
 from tests.agents.test_join_agent import evidence, put, score
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams import kafka_io
-from streams.export import export
-from streams.ingest import publish_files
-from streams.localkafka.broker import LocalKafka
+from streams.broker import kafka_io
+from streams.broker.localkafka.broker import LocalKafka
+from streams.commands.export import export
+from streams.commands.ingest import publish_files
+from streams.commands.wait import wait_caught_up
+from streams.commands.worker import child_worker
 from streams.settings import DistillSettings
-from streams.wait import wait_caught_up
-from streams.worker import child_worker
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "streams" / "sample_data"
 # The guarantee the workers of the integration tests run with (both are supported).

@@ -2,8 +2,8 @@
 
 import asyncio
 
-from streams import kafka_io
-from streams.wait import wait_caught_up
+from streams.broker import kafka_io
+from streams.commands.wait import wait_caught_up
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
 from tests.integration.runs import rescores, synthetic_runs
 

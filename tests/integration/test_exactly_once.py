@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams import kafka_io
-from streams.wait import wait_caught_up
-from streams.worker import child_worker
+from streams.broker import kafka_io
+from streams.commands.wait import wait_caught_up
+from streams.commands.worker import child_worker
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
 from tests.integration.failover import COMPARED, comparable, message_counts, reference_run, then_rescore, until_producing
 from tests.integration.runs import synthetic_runs
@@ -69,7 +69,7 @@ async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, t
 
 
 async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path, broker):
-    from streams.localkafka.broker import LocalKafka
+    from streams.broker.localkafka.broker import LocalKafka
 
     # Enough runs to be still processing when the broker goes down.
     files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 6000)

@@ -19,13 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from streams import export_schemas, kafka_io
-from streams.export import ExportOptions, export
-from streams.export_formats import KINDS
-from streams.ingest import publish_files
-from streams.manifest_publish import manifest_paths, publish_manifest
+from streams.broker import kafka_io
+from streams.commands import export_schemas
+from streams.commands.export import ExportOptions, export
+from streams.commands.export_formats import KINDS
+from streams.commands.ingest import publish_files
+from streams.commands.manifest_publish import manifest_paths, publish_manifest
+from streams.commands.wait import wait_caught_up
 from streams.settings import DistillSettings
-from streams.wait import wait_caught_up
 from tests.integration.conftest import GUARANTEE, SAMPLE_DATA, running_worker
 from tests.integration.old_datasets import OLD_DATASETS, old_datasets_python
 

@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from streams.worker import child_worker
+from streams.commands.worker import child_worker
 from tests.integration.conftest import ingest, settle_and_export
 from tests.integration.failover import (
     COMPARED, comparable, message_counts, progress, reference_run, then_rescore, until_stable,

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaError
 
-from streams import kafka_io
-from streams.follow import INPUT_ORDER, Follower, OffsetStore, _headers_since, published_marks
-from streams.ingest import key_for, lines_of
+from streams.broker import kafka_io
+from streams.commands.follow import INPUT_ORDER, Follower, OffsetStore, _headers_since, published_marks
+from streams.commands.ingest import key_for, lines_of
 
 # The producer of the ``log`` fixture lives on the session loop of the async fixtures.
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

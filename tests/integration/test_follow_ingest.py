@@ -15,10 +15,10 @@ import pytest
 
 from schemas import ScoredRun
 from schemas.codec import Undecodable, decode_input
-from streams import kafka_io
-from streams.ingest import publish_files
-from streams.manifest_publish import manifest_paths, publish_manifest
-from streams.worker import settings_env
+from streams.broker import kafka_io
+from streams.commands.ingest import publish_files
+from streams.commands.manifest_publish import manifest_paths, publish_manifest
+from streams.commands.worker import settings_env
 from tests.integration.conftest import SAMPLE_DATA, running_worker, settle_and_export
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from streams.stats import collect
-from streams.wait import wait_caught_up
+from streams.commands.stats import collect
+from streams.commands.wait import wait_caught_up
 from tests.integration.conftest import hooks_path, ingest, running_worker, write_jsonl
 from tests.integration.runs import synthetic_runs
 from tests.integration.test_metrics import free_port
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # exists, idle windows are not swept. Nothing else of the worker changes.
 SITECUSTOMIZE = '''
 import os, pathlib
-import streams.agents.pair_agent as pair_agent
+import streams.faust_app.agents.pair_agent as pair_agent
 
 _hold, _sweep = pathlib.Path(os.environ["SWEEP_HOLD"]), pair_agent.close_idle_windows
 

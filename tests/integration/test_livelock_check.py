@@ -1,4 +1,4 @@
-"""Exactly-once: Faust's livelock check sees the commits of transactions (streams/transactions.py).
+"""Exactly-once: Faust's livelock check sees the commits of transactions (streams/faust_fixes/transactions.py).
 
 It reads when each partition was last committed from what only the consumer's own offset
 commits record; without the fix, a worker reading a backlog longer than the check's timeout
@@ -7,7 +7,7 @@ twice a second."""
 
 import pytest
 
-from streams.wait import wait_caught_up
+from streams.commands.wait import wait_caught_up
 from tests.integration.conftest import GUARANTEE, ingest, running_worker, write_jsonl
 from tests.integration.runs import synthetic_runs
 

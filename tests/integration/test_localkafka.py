@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.localkafka.broker import LocalKafka
+from streams.broker.localkafka.broker import LocalKafka
 
 pytestmark = pytest.mark.integration
 

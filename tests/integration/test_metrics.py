@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.manifest_publish import manifest_paths, publish_manifest
-from streams.stats import collect
-from streams.wait import wait_caught_up
+from streams.commands.manifest_publish import manifest_paths, publish_manifest
+from streams.commands.stats import collect
+from streams.commands.wait import wait_caught_up
 from tests.integration.conftest import SAMPLE_DATA, ingest, running_worker
 
 pytestmark = pytest.mark.integration

@@ -5,11 +5,11 @@ import hashlib
 import orjson
 import pytest
 
+from streams.commands.export import export
+from streams.commands.quarantine_tail import tail
+from streams.commands.wait import wait_caught_up
+from streams.commands.worker import replay
 from streams.errors import DistillError
-from streams.export import export
-from streams.quarantine_tail import tail
-from streams.wait import wait_caught_up
-from streams.worker import replay
 from tests.integration.conftest import SAMPLE_DATA, ingest, running_worker
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ import orjson
 import pytest
 from aiokafka.admin import NewPartitions
 
-from streams import kafka_io
-from streams.localkafka.broker import LocalKafka
+from streams.broker import kafka_io
+from streams.broker.localkafka.broker import LocalKafka
+from streams.broker.topics import QUARANTINE
 from streams.settings import DistillSettings
-from streams.topics import QUARANTINE
 from tests.integration.conftest import SAMPLE_DATA, ingest, running_worker, settle_and_export
 
 pytestmark = pytest.mark.integration

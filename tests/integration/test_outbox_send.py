@@ -5,9 +5,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
-from streams import kafka_io
-from streams.outbox import Outbox
-from streams.topics import TopicSpec
+from streams.broker import kafka_io
+from streams.broker.topics import TopicSpec
+from streams.faust_app.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from schemas.codec import loads
-from streams import kafka_io
-from streams.stats import consumer_lag
+from streams.broker import kafka_io
+from streams.commands.stats import consumer_lag
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
 
 pytestmark = pytest.mark.integration

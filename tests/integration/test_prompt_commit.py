@@ -1,11 +1,11 @@
 """Exactly-once: a worker that keeps up commits soon after a batch, not at its next commit interval
-(streams/prompt_commit.py): its samples are seen by a read_committed reader within seconds."""
+(streams/faust_fixes/prompt_commit.py): its samples are seen by a read_committed reader within seconds."""
 
 import time
 
 import pytest
 
-from streams import kafka_io
+from streams.broker import kafka_io
 from tests.integration.conftest import GUARANTEE, ingest, running_worker, write_jsonl
 from tests.integration.runs import synthetic_runs
 

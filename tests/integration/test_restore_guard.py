@@ -1,13 +1,13 @@
 """A restore that misses a committed table change restarts the worker instead of running on
-without it (``streams.restore_guard``)."""
+without it (``streams.faust_fixes.restore_guard``)."""
 
 import asyncio
 
 import pytest
 
-from streams import kafka_io
-from streams.stats import collect
-from streams.wait import wait_caught_up
+from streams.broker import kafka_io
+from streams.commands.stats import collect
+from streams.commands.wait import wait_caught_up
 from tests.integration.conftest import hooks_path, ingest, running_worker, write_jsonl
 from tests.integration.runs import synthetic_runs
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 # without the guard that window would never close, the survivor not knowing it is open.
 SITECUSTOMIZE = '''
 import os, pathlib
-from streams.state_store import ChangelogTrustingStore
+from streams.faust_fixes.state_store import ChangelogTrustingStore
 
 _done, _apply = pathlib.Path(os.environ["DROP_ONCE"]), ChangelogTrustingStore.apply_changelog_batch
 

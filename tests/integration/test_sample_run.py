@@ -3,8 +3,8 @@
 import orjson
 import pytest
 
-from streams.manifest_publish import manifest_paths, publish_manifest
-from streams.stats import collect
+from streams.commands.manifest_publish import manifest_paths, publish_manifest
+from streams.commands.stats import collect
 from tests.integration.conftest import SAMPLE_DATA, ingest, running_worker, settle_and_export
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def batch_pairs(evidence_path, scores_path, settings) -> list[dict]:
 
     from schemas import EvidenceRecord, ScoredRun
     from schemas.codec import Undecodable, decode_input, encode
-    from streams.pairing import PreferenceSample, pair_run_from, plan_window, window_start
+    from streams.rules.pairing import PreferenceSample, pair_run_from, plan_window, window_start
 
     evidence, scores = {}, {}
     for line in evidence_path.read_bytes().splitlines():

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.localkafka.broker import LocalKafka
+from streams.broker.localkafka.broker import LocalKafka
 from tests.integration.conftest import write_jsonl
 from tests.unit.records import make_evidence, make_provenance, make_score, make_score_provenance
 

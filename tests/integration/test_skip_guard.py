@@ -1,13 +1,13 @@
-"""A partition delivered past unread messages restarts the worker (``streams.skip_guard``): the
+"""A partition delivered past unread messages restarts the worker (``streams.faust_fixes.skip_guard``): the
 join agent under ``test_context()``, the messages it would skip on the real broker."""
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from streams import kafka_io
-from streams.app import build_pipeline
-from streams.skip_guard import SkippedMessages
+from streams.broker import kafka_io
+from streams.faust_app.build import build_pipeline
+from streams.faust_fixes.skip_guard import SkippedMessages
 from tests.agents.conftest import PIPELINES, record_sends
 from tests.agents.test_join_agent import evidence, put
 

@@ -6,9 +6,9 @@ the worker tests)."""
 import pytest
 from aiokafka.admin import NewTopic
 
-from streams import kafka_io
-from streams.app import build_pipeline
-from streams.tables import changelog_topic
+from streams.broker import kafka_io
+from streams.faust_app.build import build_pipeline
+from streams.faust_app.tables import changelog_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

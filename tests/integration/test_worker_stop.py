@@ -1,5 +1,5 @@
 """Workers that stop or rebalance in the middle of a backlog, with nothing lost or repeated
-(``streams/transactions.py``: a commit that ends every transaction, a stopping worker's last
+(``streams/faust_fixes/transactions.py``: a commit that ends every transaction, a stopping worker's last
 or a revocation's, leaves none open until a rebalance starts fresh ones)."""
 
 import asyncio
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from streams import kafka_io
-from streams.worker import child_worker
+from streams.broker import kafka_io
+from streams.commands.worker import child_worker
 from tests.integration.conftest import GUARANTEE, ingest, running_worker, settle_and_export
 from tests.integration.failover import (
     COMPARED, comparable, message_counts, reference_run, until_producing, until_stable,

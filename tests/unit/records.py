@@ -10,7 +10,7 @@ from typing import Any
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import dumps
-from streams.quarantine import SourceMessage
+from streams.rules.quarantine import SourceMessage
 
 ABSENT: Any = object()  # an override value meaning "leave this field out"
 

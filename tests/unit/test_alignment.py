@@ -1,10 +1,10 @@
-"""Holding scores back while the evidence published before them is unread (streams/alignment.py)."""
+"""Holding scores back while the evidence published before them is unread (streams/faust_app/alignment.py)."""
 
 from types import SimpleNamespace
 
 from faust.types import TP
 
-from streams.alignment import InputAlignment
+from streams.faust_app.alignment import InputAlignment
 
 
 def events(partition: int, *published_s: float, first_offset: int = 0):

@@ -3,7 +3,7 @@
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.candidates import BATCH_BYTES, CandidateBatches, pair_partition, read_batch
+from streams.faust_app.candidates import BATCH_BYTES, CandidateBatches, pair_partition, read_batch
 
 
 def candidate(run_id: str, text: str = "t") -> bytes:

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from mode import Service
 
-from streams import delivery
+from streams.faust_fixes import delivery
 
 
 class Consumer(Service):

@@ -1,7 +1,7 @@
 """Static checks of docker-compose.yml, deploy/*.yaml and the Dockerfile against the code.
 
 Nothing here needs Docker, Kubernetes or Kafka: the files are parsed and compared with
-``TOPIC_SPECS`` (streams/topics.py) and ``DistillSettings`` (streams/settings.py), so a
+``TOPIC_SPECS`` (streams/broker/topics.py) and ``DistillSettings`` (streams/settings.py), so a
 topic, a policy or a setting cannot change in one place and silently not in the other.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from streams.broker.topics import TOPIC_SPECS, TopicSpec
 from streams.settings import DistillSettings
-from streams.topics import TOPIC_SPECS, TopicSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -3,7 +3,7 @@
 from click.testing import CliRunner
 
 from streams.cli import data, main
-from streams.export import ExportOptions
+from streams.commands.export import ExportOptions
 
 
 def invoke(monkeypatch, tmp_path, *flags: str):

@@ -8,11 +8,11 @@ import yaml
 
 from schemas import ChatMessage, PreferenceSample, Provenance, QuarantineRecord, QuarantineSource, RagSample, SftSample
 from schemas.codec import encode
-from streams import export_schemas
+from streams.commands import export_schemas
+from streams.commands.export_card import CardEntry, card, front_matter
+from streams.commands.export_formats import LAYOUTS, jsonl, layouts_for
 from streams.errors import ExportShapeError
-from streams.export_card import CardEntry, card, front_matter
-from streams.export_formats import LAYOUTS, jsonl, layouts_for
-from streams.quarantine import SourceMessage, quarantine_record
+from streams.rules.quarantine import SourceMessage, quarantine_record
 
 PROVENANCE = Provenance(
     source_file="data/scored-runs/2026/04/20/scrum_reviews.jsonl", line_offset=19, sig_hash="ab" * 32,

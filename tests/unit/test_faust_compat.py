@@ -12,10 +12,10 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
 
-from streams import delivery, faust_compat
 from streams.cli import main
 from streams.errors import FaustIncompatible
-from streams.faust_compat import REGISTRY, Internal, check
+from streams.faust_fixes import delivery, faust_compat
+from streams.faust_fixes.faust_compat import REGISTRY, Internal, check
 
 STREAMS = Path(__file__).resolve().parents[2] / "streams"
 THIRD_PARTY = ("faust", "mode", "aiokafka")
@@ -25,7 +25,7 @@ PUBLIC_BASES = {"faust.web.views:View"}
 
 def test_the_installed_faust_passes_in_a_fresh_process():
     # A fresh process, as the worker checks it: no patch installed yet.
-    done = subprocess.run([sys.executable, "-c", "from streams.faust_compat import check; check()"],
+    done = subprocess.run([sys.executable, "-c", "from streams.faust_fixes.faust_compat import check; check()"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -48,7 +48,7 @@ def test_another_faust_version_is_refused_with_what_to_do(monkeypatch):
 
 def test_a_missing_method_fails_and_names_its_patch(monkeypatch):
     monkeypatch.delattr(ProducerBuffer, "_send_pending")
-    with pytest.raises(FaustIncompatible, match=r"ProducerBuffer\._send_pending \(streams\.transactions: .*the method is gone"):
+    with pytest.raises(FaustIncompatible, match=r"ProducerBuffer\._send_pending \(streams\.faust_fixes\.transactions: .*the method is gone"):
         check()
 
 
@@ -59,7 +59,7 @@ def test_a_changed_signature_fails_and_names_its_patch(monkeypatch):
     with pytest.raises(FaustIncompatible) as refused:
         check()
     message = str(refused.value)
-    assert "Recovery.on_recovery_completed (streams.resume_order: " in message
+    assert "Recovery.on_recovery_completed (streams.faust_fixes.resume_order: " in message
     assert "its parameters are (self, generation_id, *timeout), the patch expects (self, generation_id)" in message
 
 
@@ -84,11 +84,11 @@ def test_a_call_the_patch_depends_on_must_stay_in_the_source(monkeypatch):
 
 
 def test_a_missing_attribute_or_owner_fails():
-    gone = (Internal("faust.transport.consumer:Consumer", "_gone", None, "streams.skip_guard", "why"),
-            Internal("faust.transport.consumer:Vanished", "x", None, "streams.skip_guard", "why"))
+    gone = (Internal("faust.transport.consumer:Consumer", "_gone", None, "streams.faust_fixes.skip_guard", "why"),
+            Internal("faust.transport.consumer:Vanished", "x", None, "streams.faust_fixes.skip_guard", "why"))
     with pytest.raises(FaustIncompatible) as refused:
         check(gone)
-    assert "Consumer._gone (streams.skip_guard: why): the attribute is gone" in str(refused.value)
+    assert "Consumer._gone (streams.faust_fixes.skip_guard: why): the attribute is gone" in str(refused.value)
     assert "faust.transport.consumer:Vanished no longer exists" in str(refused.value)
 
 
@@ -103,7 +103,7 @@ def test_the_worker_command_refuses_to_start_under_another_faust(monkeypatch):
 
 
 def test_the_worker_process_exits_non_zero_with_one_line():
-    code = ("import streams.faust_compat as f; f.installed_version = lambda: '0.16.0'; "
+    code = ("import streams.faust_fixes.faust_compat as f; f.installed_version = lambda: '0.16.0'; "
             "from streams.cli import main; main(['worker'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
@@ -154,4 +154,4 @@ def test_every_patch_and_override_of_a_faust_class_is_registered():
                     if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name != "__init__":
                         if any(item.name in c.__dict__ for c in faust_bases) and not _registered(cls, item.name):
                             unregistered.append(f"{path.name}: {node.name}.{item.name} overrides Faust")
-    assert not unregistered, "register these in streams/faust_compat.py: " + "; ".join(unregistered)
+    assert not unregistered, "register these in streams/faust_fixes/faust_compat.py: " + "; ".join(unregistered)

@@ -1,9 +1,9 @@
 """The broker holds a worker's stream fetch at most DISTILL_FETCH_MAX_WAIT, until DISTILL_FETCH_MIN_BYTES
-are there (streams/fetch_wait.py)."""
+are there (streams/faust_fixes/fetch_wait.py)."""
 
 import pytest
 
-from streams.app import build_pipeline
+from streams.faust_app.build import build_pipeline
 from streams.settings import DistillSettings
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from schemas import EvidenceRecord, Provenance, RagSample, SftSample
 from schemas.codec import encode, loads
-from streams.firewall import GateOptions, Rejection, rag_outcome, sft_outcome
+from streams.rules.firewall import GateOptions, Rejection, rag_outcome, sft_outcome
 from tests.unit.records import (
     ABSENT,
     expected_rag_id,

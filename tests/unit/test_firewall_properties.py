@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from schemas import EvidenceRecord, QuarantineRecord, ScoredRun
 from schemas.codec import dumps, encode, loads
-from streams.firewall import GateOptions, Rejection, rag_outcome, sft_outcome
-from streams.join import Publish, RunState, on_evidence, on_join_timeout, on_score
-from streams.pairing import pair_run_from
+from streams.rules.firewall import GateOptions, Rejection, rag_outcome, sft_outcome
+from streams.rules.join import Publish, RunState, on_evidence, on_join_timeout, on_score
+from streams.rules.pairing import pair_run_from
 from tests.unit.records import (
     ABSENT,
     expected_quarantine_id,

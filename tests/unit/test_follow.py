@@ -6,8 +6,8 @@ import os
 import orjson
 import pytest
 
+from streams.commands.follow import OffsetStore, locked_store, offsets_file
 from streams.errors import DistillError
-from streams.follow import OffsetStore, locked_store, offsets_file
 from streams.settings import DistillSettings
 
 

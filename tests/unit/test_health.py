@@ -2,7 +2,7 @@
 
 from faust.types import TP
 
-from streams.health import InputView, Limits, OpenWindow, PairView, Progress, StallDetector, windows_past_close
+from streams.faust_app.health import InputView, Limits, OpenWindow, PairView, Progress, StallDetector, windows_past_close
 
 LIMITS = Limits(stall_timeout=60, pair_idle_close=120, tick_interval=30)
 

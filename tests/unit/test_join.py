@@ -8,8 +8,8 @@ import pytest
 
 from schemas import EvidenceRecord, QuarantineRecord, ScoredRun
 from schemas.codec import dumps, encode, loads
-from streams.firewall import GateOptions, rag_outcome, sft_outcome
-from streams.join import Publish, RunState, on_evidence, on_join_timeout, on_score
+from streams.rules.firewall import GateOptions, rag_outcome, sft_outcome
+from streams.rules.join import Publish, RunState, on_evidence, on_join_timeout, on_score
 from tests.unit.records import (
     RUN_ID,
     TASK_ID,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams import kafka_io
+from streams.broker import kafka_io
 from streams.settings import DistillSettings
 
 

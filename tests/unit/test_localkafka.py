@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from streams.localkafka import broker as lk
-from streams.localkafka.broker import (
-    KAFKA_VERSION,
+from streams.broker.localkafka import broker as lk
+from streams.broker.localkafka.broker import LocalKafka
+from streams.broker.localkafka.errors import (
     BrokerStartError,
     ConfigError,
     FormatError,
-    LocalKafka,
     LocalKafkaError,
     MissingToolError,
 )
+from streams.broker.localkafka.home import KAFKA_VERSION
 
 PASSWORD = "pa55=word+/x"
 

@@ -1,4 +1,4 @@
-"""Freed memory goes back to the system (streams/memory.py)."""
+"""Freed memory goes back to the system (streams/faust_app/memory.py)."""
 
 import gc
 import os
@@ -6,8 +6,8 @@ import weakref
 
 import pytest
 
-from streams import memory
-from streams.app import build_pipeline
+from streams.faust_app import memory
+from streams.faust_app.build import build_pipeline
 from streams.settings import DistillSettings
 
 MIB = 1024 * 1024

@@ -8,8 +8,8 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.kafka_io import default_partition, murmur2
-from streams.outbox import Outbox, producer_of, records_per_partition
+from streams.broker.kafka_io import default_partition, murmur2
+from streams.faust_app.outbox import Outbox, producer_of, records_per_partition
 
 
 def no_producers() -> dict:

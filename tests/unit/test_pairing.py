@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import EvidenceRecord, PreferenceSample, Provenance, ScoredRun
-from streams.pairing import (
+from streams.rules.pairing import (
     PairRejection,
     PairRun,
     PairWindow,

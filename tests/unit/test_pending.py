@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.pending import PendingScores, Waiting, open_index_db
-from streams.state_store import index_options
+from streams.faust_app.pending import PendingScores, Waiting, open_index_db
+from streams.faust_fixes.state_store import index_options
 
 
 @pytest.fixture(scope="module")

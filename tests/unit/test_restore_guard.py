@@ -2,7 +2,7 @@
 
 from faust.types import TP
 
-from streams.restore_guard import unread_ranges
+from streams.faust_fixes.restore_guard import unread_ranges
 
 RUNS, WINDOWS, EMPTY = TP("app-runs-changelog", 0), TP("app-open_windows-changelog", 1), TP("app-runs-changelog", 1)
 

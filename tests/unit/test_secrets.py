@@ -7,10 +7,10 @@ import socket
 import pytest
 from click.testing import CliRunner
 
+from streams.broker.kafka_io import client_options, faust_credentials
+from streams.broker.preflight import check_connection
 from streams.cli import main
 from streams.errors import BrokerUnavailable
-from streams.kafka_io import client_options, faust_credentials
-from streams.preflight import check_connection
 from streams.settings import DistillSettings
 
 PASSWORD = "pw-" + secrets.token_urlsafe(18)

@@ -4,7 +4,7 @@ tests/integration/test_state_cache.py."""
 
 import asyncio
 
-from streams.app import build_pipeline
+from streams.faust_app.build import build_pipeline
 from streams.settings import DistillSettings
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from streams import state_store
-from streams.app import build_pipeline
+from streams.faust_app.build import build_pipeline
+from streams.faust_fixes import state_store
 from streams.settings import DistillSettings
 
 LIMIT_MIB = 16

@@ -3,7 +3,7 @@
 from rich.console import Console
 
 from streams.cli.data import stats_table
-from streams.stats import Stats
+from streams.commands.stats import Stats
 
 
 def rendered(stats: Stats) -> str:

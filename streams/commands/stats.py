@@ -1,0 +1,161 @@
+"""Counts and the books of SPEC section 8, read from the topics and the tables' changelogs.
+
+Two independent sources are compared: what the worker's state says each run's outcome
+is, and what the output topics actually hold. The books balance only when they agree.
+"""
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from schemas import EvidenceRecord, ScoredRun
+from schemas.codec import Undecodable, decode_input, loads
+from streams.broker import kafka_io
+from streams.broker.topics import TOPIC_SPECS
+from streams.faust_app.health import Limits, OpenWindow, windows_past_close
+from streams.faust_app.tables import changelog_topic
+from streams.rules.pairing import least_watermark, window_closes_at
+from streams.settings import DistillSettings
+
+
+@dataclass
+class Stats:
+    valid_scores: int = 0
+    joined: int = 0
+    pending_joins: int = 0
+    join_timed_out: int = 0
+    samples_live: dict[str, int] = field(default_factory=dict)
+    stage_quarantined: dict[str, int] = field(default_factory=dict)  # runs whose latest outcome is a record
+    quarantine_by_stage_reason: dict[str, dict[str, int]] = field(default_factory=dict)
+    input_messages: int = 0
+    invalid_input_messages: int = 0
+    input_quarantine_records: int = 0
+    open_windows: int = 0
+    closed_windows: int = 0
+    insufficient_pair_tasks: int = 0
+    consumer_lag: int = 0
+    windows_past_close: list[str] = field(default_factory=list)  # open, though they should have closed
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return all(self.checks.values())
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "balanced": self.balanced}
+
+
+async def _table(settings: DistillSettings, name: str) -> dict[bytes, bytes]:
+    live, _ = await kafka_io.latest_values(settings, changelog_topic(settings, name))
+    return live
+
+
+async def collect(settings: DistillSettings) -> Stats:
+    """The figures; ``TopicsMissing`` for a prefix nothing has run with (the tables'
+    changelogs may be missing: no worker has run yet, so they count as empty)."""
+    await kafka_io.require_topics(settings, [settings.topic(s.name) for s in TOPIC_SPECS])
+    stats = Stats()
+    runs = [loads(v) for v in (await _table(settings, "runs")).values()]
+    outcome_samples: dict[str, set[str]] = {"rag": set(), "sft": set()}
+    stage_records = Counter()
+    for run in runs:
+        if run["score"] is None:
+            continue
+        if run["evidence"] is None:
+            stats.join_timed_out += run["join_quarantined"]
+            stats.pending_joins += not run["join_quarantined"]
+            continue
+        stats.joined += 1
+        for stage in ("rag", "sft"):
+            outcome = run["outcomes"].get(stage, {})
+            if "sample" in outcome:
+                outcome_samples[stage].add(outcome["sample"])
+            elif "reason" in outcome:
+                stage_records[stage] += 1
+    stats.stage_quarantined = dict(stage_records)
+
+    live_ids: dict[str, set[bytes]] = {}
+    for stage, topic in (("rag", "rag-samples"), ("sft", "sft-samples"), ("preference", "preference-pairs")):
+        live, _ = await kafka_io.latest_values(settings, settings.topic(topic))
+        live_ids[stage] = set(live)
+        stats.samples_live[stage] = len(live)
+
+    by_stage_reason: dict[str, Counter] = {}
+    input_coordinates = set()
+    async for message in kafka_io.read_topic(settings, settings.topic("quarantine")):
+        record = loads(message.value)
+        by_stage_reason.setdefault(record["stage"], Counter())[record["reason"]] += 1
+        if record["stage"] == "input" and record["reason"] == "schema_violation":
+            source = record["source"]
+            input_coordinates.add((source["topic"], source["partition"], source["offset"]))
+    stats.quarantine_by_stage_reason = {s: dict(sorted(c.items())) for s, c in sorted(by_stage_reason.items())}
+    stats.input_quarantine_records = len(input_coordinates)
+
+    invalid = set()
+    scored_run_ids = set()
+    for topic, model in (("evidence", EvidenceRecord), ("scored-runs", ScoredRun)):
+        async for message in kafka_io.read_topic(settings, settings.topic(topic)):
+            stats.input_messages += 1
+            decoded = decode_input(model, message.value, settings.max_record_bytes)
+            key_ok = not isinstance(decoded, Undecodable) and (message.key or b"").decode("utf-8", "replace") == (
+                decoded.run_id if topic == "evidence" else decoded.evidence_run_id
+            )
+            if not key_ok:
+                invalid.add((message.topic, message.partition, message.offset))
+            elif topic == "scored-runs":
+                scored_run_ids.add(decoded.evidence_run_id)
+    stats.invalid_input_messages = len(invalid)
+    stats.valid_scores = len(scored_run_ids)
+
+    windows = {key.decode(): loads(v) for key, v in (await _table(settings, "pair_windows")).items()}
+    stats.closed_windows = sum(w["window"]["closed"] for w in windows.values())
+    stats.open_windows = len(windows) - stats.closed_windows
+    stats.insufficient_pair_tasks = sum(w["insufficient"] for w in windows.values() if w["window"]["closed"])
+    stats.consumer_lag = await consumer_lag(settings)
+    stats.windows_past_close = await overdue_windows(settings, windows)
+
+    stats.checks = {
+        "valid scores = joined + pending + timed out at join": stats.valid_scores
+        == stats.joined + stats.pending_joins + stats.join_timed_out,
+        **{
+            f"{stage}: joined = samples live + quarantined": stats.joined
+            == stats.samples_live[stage] + stats.stage_quarantined.get(stage, 0)
+            and live_ids[stage] == {i.encode() for i in outcome_samples[stage]}
+            for stage in ("rag", "sft")
+        },
+        "every invalid input message has one input record": invalid == input_coordinates,
+    }
+    return stats
+
+
+async def consumer_lag(settings: DistillSettings) -> int:
+    """Messages of the worker's input (and internal) topics not yet committed by its group."""
+    names = [settings.topic(n) for n in ("evidence", "scored-runs", "pair-candidates")]
+    return sum((await kafka_io.unconsumed(settings, settings.application_id, names)).values())
+
+
+
+async def overdue_windows(settings: DistillSettings, windows: dict[str, dict]) -> list[str]:
+    """Open pair windows (``windows``: the ``pair_windows`` rows by key) past their close time:
+    a worker that stopped closing them.
+
+    Idleness counts only where the worker has read every candidate (its idle ticks aside):
+    while a backlog flows, windows close by stream time alone. A row of a version before the
+    open-window fields does not say when it was active, and is left out until the worker
+    writes it again."""
+    candidates = settings.topic("pair-candidates")
+    from streams.faust_app.agents.pair_agent import TICK_KEY  # the worker's idle ticks are no work for it
+
+    waiting = await kafka_io.unconsumed(settings, settings.application_id, [candidates], skip_key=TICK_KEY)
+    caught_up = set(range(settings.partitions)) - {tp.partition for tp in waiting}
+    stream_times = {
+        int(key.decode().split(":")[1]): least_watermark(loads(raw), settings.partitions)
+        for key, raw in (await _table(settings, "stream_time")).items() if key.startswith(b"pair:")
+    }
+    open_windows = [
+        (row["partition"], OpenWindow(key, window_closes_at(row["window"]["start"], settings.pair_window,
+                                                            settings.pair_grace), row["active_at"]))
+        for key, row in windows.items() if row.get("open") and row.get("active_at") is not None
+    ]
+    limits = Limits(settings.stall_timeout, settings.pair_idle_close, settings.pair_tick_interval)
+    return windows_past_close(open_windows, stream_times, caught_up, time.time(), limits)

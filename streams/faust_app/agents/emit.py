@@ -1,0 +1,109 @@
+"""Sending what the rules decided: samples, tombstones, quarantine records, candidates.
+
+Sends are forced (straight into the producer, in call order) instead of attached to
+the source event: Faust publishes attachments per source partition at commit time, which
+could put a run's tombstone ahead of the sample it retracts. Faust flushes the producer
+before it commits offsets, so nothing is committed before it is sent.
+"""
+
+from dataclasses import dataclass
+
+from faust.types import TP
+
+from schemas import QuarantineRecord
+from schemas.codec import encode
+from streams.faust_app.candidates import CANDIDATES_KEY, pair_partition
+from streams.faust_app.pipeline import Pipeline
+from streams.rules.join import Effect, Publish
+from streams.rules.quarantine import quarantine_headers
+
+SAMPLE_STAGES = {"rag-samples": "rag", "sft-samples": "sft", "preference-pairs": "preference"}
+WATERMARK_KEY = b"__watermark__"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How far stream time has come on a join partition, stamped on what it sends to pairing.
+
+    ``pair-candidates`` merges every join partition, so a pair partition's stream time
+    is the least of its sources' watermarks, not the latest ``scored_at`` it saw: a
+    partition that runs ahead must not make another's runs look late.
+    """
+
+    partition: int
+    stream_time: float | None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        time = "" if self.stream_time is None else repr(self.stream_time)
+        return [("source_partition", str(self.partition).encode()), ("watermark", time.encode())]
+
+    @classmethod
+    def from_headers(cls, headers) -> "Watermark | None":
+        found = {k: v.decode() for k, v in (headers.items() if isinstance(headers, dict) else headers or ())}
+        if "source_partition" not in found:
+            return None
+        return cls(int(found["source_partition"]), float(found["watermark"]) if found["watermark"] else None)
+
+
+async def publish(
+    pipeline: Pipeline, source: TP | None, topic: str, key: bytes, value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
+) -> None:
+    """Send one message, inside the transaction of ``source`` (the partition of the event it
+    comes from; None for a timer's tick) when exactly-once.
+
+    Faust's transaction manager picks the transaction of the *destination* partition, so
+    an output keyed to another partition than its source would commit apart from the
+    source offset (lost on a crash, or refused on a worker that does not own it). The
+    transaction of the *source* partition is the one committed with its offset. Such a
+    message waits in the pipeline's outbox until the commit (``streams.faust_app.outbox``)."""
+    app = pipeline.app
+    if source is None or not app.in_transaction:
+        if app.in_transaction:  # a timer's tick: harmless outside any transaction
+            await app.producer.send(pipeline.topics[topic].get_topic_name(), key, value, partition, None, headers)
+            return
+        await pipeline.topics[topic].send(key=key, value=value, headers=headers, partition=partition, force=True)
+        return
+    pipeline.outbox.add(source, pipeline.topics[topic].get_topic_name(), key, value, headers, partition)
+
+
+async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], watermark: Watermark | None = None) -> None:
+    """Send the effects in order; pair candidates join the batch's candidate messages
+    (``streams.faust_app.candidates``), stamped with ``watermark``: ``send_candidates`` sends them."""
+    for effect in effects:
+        if is_candidate(effect):
+            target = pair_partition(effect.key, pipeline.settings.partitions)
+            mark = watermark.stream_time if watermark else None
+            full = pipeline.candidates.add(source.partition, target, mark, effect.value)
+            if full is not None:
+                await publish_candidates(pipeline, source, target, full)
+        elif isinstance(effect, Publish):
+            await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value)
+            if effect.topic in SAMPLE_STAGES:
+                counter = pipeline.metrics.samples if effect.value is not None else pipeline.metrics.retractions
+                counter.labels(SAMPLE_STAGES[effect.topic]).inc()
+        else:
+            await send_quarantine(pipeline, source, effect)
+
+
+def is_candidate(effect: Effect) -> bool:
+    return isinstance(effect, Publish) and effect.topic == "pair-candidates"
+
+
+async def send_candidates(pipeline: Pipeline, topic: str) -> None:
+    """Send the candidate messages of the batch just decided (events of ``topic``), each in
+    the transaction of the partition its candidates came from."""
+    for source, target, value in pipeline.candidates.take():
+        await publish_candidates(pipeline, TP(topic, source), target, value)
+
+
+async def publish_candidates(pipeline: Pipeline, source: TP, target: int, value: bytes) -> None:
+    """One candidate batch message; its headers name the source partition (the watermarks
+    are in the value, one per candidate)."""
+    await publish(pipeline, source, "pair-candidates", CANDIDATES_KEY, value,
+                  Watermark(source.partition, None).headers(), partition=target)
+
+
+async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineRecord) -> None:
+    pipeline.metrics.quarantined(record.stage, record.reason)
+    await publish(pipeline, source, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))
