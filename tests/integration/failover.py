@@ -1,6 +1,7 @@
 """What the failover tests and the soak share: an undisturbed reference run and the comparison."""
 
 import asyncio
+from pathlib import Path
 
 from streams.broker import kafka_io
 from streams.commands.wait import wait_caught_up
@@ -33,16 +34,29 @@ def comparable(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {kind: [strip(r) for r in records] for kind, records in rows.items()}
 
 
+def parts(path: Path, tmp_path: Path, count: int) -> list[Path]:
+    """The file's lines in ``count`` consecutive parts of about the same size, as files."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    files = []
+    for i in range(count):
+        part = tmp_path / f"part{i}-{path.name}"
+        part.write_bytes(b"".join(lines[len(lines) * i // count: len(lines) * (i + 1) // count]))
+        files.append(part)
+    return files
+
+
 async def progress(settings) -> int:
     return (await message_counts(settings))["sft-samples"]
 
 
-async def until_producing(settings, process) -> None:
-    """Until the SFT output grows, while ``process`` lives."""
-    before = await progress(settings)
-    while await progress(settings) == before:
-        assert process.poll() is None
-        await asyncio.sleep(0.2)
+async def until_producing(settings, process, timeout: float = 300) -> None:
+    """Until the SFT output grows, while ``process`` lives; at most ``timeout`` seconds (a
+    worker with nothing left to read never produces)."""
+    async with asyncio.timeout(timeout):
+        before = await progress(settings)
+        while await progress(settings) == before:
+            assert process.poll() is None
+            await asyncio.sleep(0.2)
 
 
 async def until_stable(settings, members: int, timeout: float = 300) -> None:

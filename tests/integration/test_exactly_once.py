@@ -3,7 +3,6 @@ broker, and a flood of bad input, each compared with an undisturbed run."""
 
 import asyncio
 import random
-from pathlib import Path
 
 import pytest
 
@@ -11,20 +10,24 @@ from streams.broker import kafka_io
 from streams.commands.wait import wait_caught_up
 from streams.commands.worker import child_worker
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
-from tests.integration.failover import COMPARED, comparable, message_counts, reference_run, then_rescore, until_producing
+from tests.integration.failover import (
+    COMPARED, comparable, message_counts, parts, reference_run, then_rescore, until_producing,
+)
 from tests.integration.runs import synthetic_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settings, tmp_path):
-    # Enough runs that the third worker still finds work: each is killed 0.1-2 s into
-    # producing, at ~700 runs/s (3,000 were all done before the third kill).
     files, expected_rows, expected_counts = await reference_run(make_settings, tmp_path, 12000)
     settings = make_settings(**COMPARED)
-    await ingest(settings, [files[0]], [files[1]])
     rng = random.Random(5)
     kills = 0
-    for _ in range(3):
+    # A third of the input before each worker: one that had finished all it was given never
+    # produced again, and the kill waiting for it waited for ever (the third worker of a run
+    # at ~2,000 runs/s found all 12,000 runs done). Each topic gets its messages in the same
+    # order as in the reference run, so offsets match.
+    for evidence, scores in zip(parts(files[0], tmp_path, 3), parts(files[1], tmp_path, 3)):
+        await ingest(settings, [evidence], [scores])
         async with child_worker(settings, settings.data_dir / "worker.log") as process:
             await until_producing(settings, process)  # killed only once it is producing
             await asyncio.sleep(rng.uniform(0.1, 2.0))
@@ -44,7 +47,7 @@ async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, t
     # Half the input first, the other half once both workers are in the group (the survivor
     # alone got through all 3,000 runs before the second worker had joined). Each topic gets
     # its messages in the same order as in the reference run, so offsets match.
-    (evidence, second_evidence), (scores, second_scores) = (halves(files[0], tmp_path), halves(files[1], tmp_path))
+    (evidence, second_evidence), (scores, second_scores) = parts(files[0], tmp_path, 2), parts(files[1], tmp_path, 2)
     await ingest(settings, [evidence], [scores])
     doomed_settings = settings.model_copy(update={"data_dir": settings.data_dir / "doomed"})
     # The survivor starts alone, a second worker joins and takes half the partitions, and is
@@ -84,15 +87,6 @@ async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path
         rows = await settle_and_export(settings, timeout=600)
     assert comparable(rows) == comparable(expected_rows)
     assert await message_counts(settings) == expected_counts
-
-
-def halves(path: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """The file's first and second half of lines, as two files."""
-    lines = path.read_bytes().splitlines(keepends=True)
-    first, second = tmp_path / f"first-{path.name}", tmp_path / f"second-{path.name}"
-    first.write_bytes(b"".join(lines[: len(lines) // 2]))
-    second.write_bytes(b"".join(lines[len(lines) // 2:]))
-    return first, second
 
 
 async def test_bad_input_flood_is_quarantined_with_bounded_memory(make_settings, tmp_path):

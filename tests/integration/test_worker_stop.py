@@ -11,7 +11,7 @@ from streams.broker import kafka_io
 from streams.commands.worker import child_worker
 from tests.integration.conftest import GUARANTEE, ingest, running_worker, settle_and_export
 from tests.integration.failover import (
-    COMPARED, comparable, message_counts, reference_run, until_producing, until_stable,
+    COMPARED, comparable, message_counts, parts, reference_run, until_producing, until_stable,
 )
 
 pytestmark = [
@@ -32,13 +32,14 @@ async def test_workers_stopped_mid_backlog_exit_cleanly_and_the_next_finishes_ex
     # Commits ten times as often as by default: a timer's commit waiting for the processing
     # lock while the stopping worker makes its last one is what crashed a worker on its way out.
     settings = make_settings(**STOPPED, commit_interval=0.05)
-    await ingest(settings, [files[0]], [files[1]])
     rng = random.Random(3)
-    for stop in range(STOPS):
+    # A part of the input before each worker, so each has a backlog (see the SIGKILL test).
+    input_parts = zip(parts(files[0], tmp_path, STOPS), parts(files[1], tmp_path, STOPS))
+    for stop, (evidence, scores) in enumerate(input_parts):
+        await ingest(settings, [evidence], [scores])
         log = settings.data_dir / f"worker-{stop}.log"
         async with child_worker(settings, log) as process:
-            async with asyncio.timeout(300):
-                await until_producing(settings, process)
+            await until_producing(settings, process)
             await asyncio.sleep(rng.uniform(0.1, 1.0))
         assert process.returncode == 0, f"stop {stop}: exited with {process.returncode}\n{log.read_text()[-3000:]}"
         # A worker that left its group cleanly is gone at once, not after the session timeout.
@@ -56,15 +57,18 @@ async def test_a_worker_keeping_partitions_across_rebalances_mid_backlog_commits
     files, expected_rows, expected_counts = await reference_run(
         make_settings, tmp_path, 30000, pair_idle_close=STOPPED["pair_idle_close"], partitions=4)
     settings = make_settings(**STOPPED, partitions=4)
-    await ingest(settings, [files[0]], [files[1]])
+    # The second half once both workers are in the group, so the second has work to produce
+    # from and the first a backlog when the second leaves (the first alone could finish all
+    # of it before the second had joined).
+    (evidence, second_evidence), (scores, second_scores) = parts(files[0], tmp_path, 2), parts(files[1], tmp_path, 2)
+    await ingest(settings, [evidence], [scores])
     second_settings = settings.model_copy(update={"data_dir": settings.data_dir / "second"})
     async with running_worker(settings) as first:
-        async with asyncio.timeout(300):
-            await until_producing(settings, first)
+        await until_producing(settings, first)
         async with child_worker(second_settings, second_settings.data_dir / "worker.log") as second:
             await until_stable(settings, 2)
-            async with asyncio.timeout(300):
-                await until_producing(settings, second)
+            await ingest(settings, [second_evidence], [second_scores])
+            await until_producing(settings, second)
         assert second.returncode == 0
         rows = await settle_and_export(settings, timeout=300)
     assert comparable(rows) == comparable(expected_rows)
