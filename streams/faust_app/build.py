@@ -14,7 +14,7 @@ from streams.faust_app.manifest import ManifestView
 from streams.faust_app.pipeline import Pipeline
 from streams.faust_app.tables import declare_tables
 from streams.faust_fixes import (
-    delivery, fetch_wait, prompt_commit, restore_guard, resume_order, state_store, transactions,
+    coordinator_lookup, delivery, fetch_wait, prompt_commit, restore_guard, resume_order, state_store, transactions,
 )
 from streams.settings import DistillSettings
 
@@ -75,6 +75,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     app.on_partitions_assigned.connect(pipeline.forget_derived_state)
     if settings.processing_guarantee == "exactly_once":
         transactions.install(app, pipeline.processing_lock)
+        coordinator_lookup.install()
         if store is None:  # the changelog-trusting store, which restores every held partition afresh
             restore_guard.register(pipeline)
     prompt_commit.register(pipeline)

@@ -53,10 +53,14 @@ async def make_settings(broker, tmp_path, request):
 @asynccontextmanager
 async def running_worker(settings: DistillSettings):
     async with child_worker(settings, settings.data_dir / "worker.log") as process:
-        yield process
-        if process.poll() is not None:
-            log = (settings.data_dir / "worker.log").read_text()[-3000:]
-            raise AssertionError(f"the worker exited with {process.returncode}:\n{log}")
+        try:
+            yield process
+        finally:
+            # Also when the test failed meanwhile (a wait that timed out): why the worker stopped
+            # is in its log, which is gone with the test's folder (CI keeps only the output).
+            if process.poll() is not None:
+                log = (settings.data_dir / "worker.log").read_text()[-3000:]
+                raise AssertionError(f"the worker exited with {process.returncode}:\n{log}")
 
 
 def hooks_path(hooks: Path) -> str:
