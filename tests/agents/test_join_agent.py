@@ -123,11 +123,11 @@ async def test_pairing_hears_from_the_join_side_while_scores_are_held_back(pipel
     """A pair partition that hears nothing closes its windows as idle, with runs still to come."""
     monkeypatch.setattr(pipeline, "settings", pipeline.settings.model_copy(update={"alignment_idle": 1.0}))
     monkeypatch.setattr(pipeline, "read_to_end", lambda *_: False)  # more evidence is on the way
-    held = []
-    monkeypatch.setattr(pipeline.app.consumer, "on_buffer_full", held.append)
     async with pipeline.app.agents["join_scores"].test_context() as sc:
         await put(sc, "s1", score(run_id="s1"), timestamp=1_800_000_000.0)
-    assert held == [TP(pipeline.settings.topic("scored-runs"), 0)]
+    scores = TP(pipeline.settings.topic("scored-runs"), 0)
+    assert pipeline.alignment.held == {scores}
+    assert scores in pipeline.app.consumer._buffered_partitions  # Faust's consumer asks no more of it
     recorded.messages.clear(), recorded.headers.clear()
     pipeline.alignment.awake_sent_at = float("-inf")
     async with pipeline.app.agents["join_evidence"].test_context() as ev:  # evidence, no candidates

@@ -7,17 +7,17 @@ from streams.faust_app.build import build_pipeline
 from streams.settings import DistillSettings
 
 
-@pytest.mark.parametrize("seconds, expected_ms", [(None, 20), (0.05, 50), (1.5, 1500)])
-async def test_the_stream_consumer_asks_the_broker_to_wait_the_configured_time(tmp_path, seconds, expected_ms):
-    chosen = {} if seconds is None else {"fetch_max_wait": seconds}
-    app = build_pipeline(DistillSettings(data_dir=tmp_path, web_enabled=False, **chosen)).app
+@pytest.mark.parametrize("setting, chosen, attribute, expected", [
+    ("fetch_max_wait", None, "_fetch_max_wait_ms", 20),
+    ("fetch_max_wait", 0.05, "_fetch_max_wait_ms", 50),
+    ("fetch_max_wait", 1.5, "_fetch_max_wait_ms", 1500),
+    ("fetch_min_bytes", None, "_fetch_min_bytes", 32768),
+    ("fetch_min_bytes", 1, "_fetch_min_bytes", 1),
+    ("fetch_min_bytes", 1 << 20, "_fetch_min_bytes", 1 << 20),
+])
+async def test_the_stream_consumer_asks_the_broker_for_the_configured_wait_and_bytes(
+        tmp_path, setting, chosen, attribute, expected):
+    settings = DistillSettings(data_dir=tmp_path, web_enabled=False, **({} if chosen is None else {setting: chosen}))
+    app = build_pipeline(settings).app
     consumer = app.consumer._thread._create_worker_consumer(app.transport)
-    assert consumer._fetch_max_wait_ms == expected_ms
-
-
-@pytest.mark.parametrize("min_bytes, expected", [(None, 32768), (1, 1), (1 << 20, 1 << 20)])
-async def test_the_stream_consumer_asks_the_broker_for_the_configured_bytes(tmp_path, min_bytes, expected):
-    chosen = {} if min_bytes is None else {"fetch_min_bytes": min_bytes}
-    app = build_pipeline(DistillSettings(data_dir=tmp_path, web_enabled=False, **chosen)).app
-    consumer = app.consumer._thread._create_worker_consumer(app.transport)
-    assert consumer._fetch_min_bytes == expected
+    assert getattr(consumer, attribute) == expected
