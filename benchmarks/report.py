@@ -106,6 +106,8 @@ def render(result: dict) -> str:
     rows.append(("load average start / end", f"{result['machine']['load_average_at_start']} / "
                                              f"{result['machine'].get('load_average_at_end')} "
                                              f"on {result['machine']['cpus']} CPUs"))
+    if "broker_partitions_at_start" in result["machine"]:
+        rows.append(("partitions on the broker at start", f"{result['machine']['broker_partitions_at_start']:,}"))
     code = p.get("code") or {}
     rows.append(("code measured", f"{code.get('commit')}" + (f" + uncommitted changes in {len(code['uncommitted'])} "
                                                              "files of streams/, schemas/" if code.get("uncommitted") else "")))

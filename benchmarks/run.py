@@ -78,6 +78,7 @@ async def benchmark(args) -> dict:
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
     await check_connection(settings)
+    result["machine"]["broker_partitions_at_start"] = await kafka_io.partitions_on_broker(settings)
     failed = True
     try:
         await kafka_io.ensure_topics(settings)

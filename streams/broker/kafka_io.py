@@ -150,6 +150,13 @@ async def delete_prefixed(settings: DistillSettings) -> list[str]:
         return doomed
 
 
+async def partitions_on_broker(settings: DistillSettings) -> int:
+    """How many partitions the cluster holds, internal topics included: part of what a benchmark
+    ran on (a local broker also holds the topics of interrupted test runs)."""
+    async with started(admin(settings)) as client:
+        return sum((await _partition_counts(client, list(await client.list_topics()))).values())
+
+
 async def _partition_counts(client: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
     # Listed first: a metadata request naming a missing topic lets the broker auto-create it.
     present = set(await client.list_topics())
