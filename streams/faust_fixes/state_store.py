@@ -55,7 +55,15 @@ def _shared_memory(limit: int) -> tuple[rocksdict.Cache, rocksdict.WriteBufferMa
 
 class SharedMemoryOptions(RocksDBOptions):
     """Faust's options, except that every database shares one cache for blocks, indexes,
-    filters and write buffers (``block_cache_size`` is the limit of all of them together)."""
+    filters and write buffers (``block_cache_size`` is the limit of all of them together),
+    and compacts in small pieces.
+
+    RocksDB's leveled defaults (a 256-MiB base level, 64-MiB files, level sizes fitted to the
+    last level) merge every four flushed files into the whole table until it passes 256 MiB: at
+    100,000 runs the tables' 35-37 compactions wrote 1,268-1,444 MiB for 7.7-8.4 CPU-s, the
+    longest 0.58-0.77 s, on the two cores the worker shares with the broker. With a 16-MiB base
+    level and 4-MiB files: 57-66 compactions, 684-780 MiB, 4.6-4.9 CPU-s, the longest 0.24-0.43 s
+    (docs/benchmarks.md, item 36)."""
 
     def as_options(self) -> rocksdict.Options:
         cache, write_buffers = _shared_memory(self.block_cache_size)
@@ -67,6 +75,8 @@ class SharedMemoryOptions(RocksDBOptions):
         blocks.set_cache_index_and_filter_blocks(True)
         blocks.set_pin_l0_filter_and_index_blocks_in_cache(True)
         options.set_block_based_table_factory(blocks)
+        options.set_max_bytes_for_level_base(16 * MIB)  # L0 merges into ~16 MiB, not the whole table
+        options.set_target_file_size_base(4 * MIB)  # a deeper merge rewrites the files a 4-MiB range overlaps
         return options
 
 
