@@ -40,8 +40,14 @@ class Progress:
         self.moved_at[tp] = time.monotonic()
 
     def resumed(self, *_args, **_kwargs) -> None:
-        """A rebalance ended: offsets start over from the committed ones, clocks from now."""
+        """A rebalance ended: offsets start over from the committed ones, clocks from now.
+
+        The quiet clocks too: a worker that gets back a pair partition it held two rebalances
+        ago heard nothing of what another worker read from it in between. Left as they were,
+        the first tick read after the pause counted that time as quiet and closed windows as
+        idle whose runs were still to come."""
         self.next_offset.clear()
+        self.quiet_since.clear()
         self.resumed_at, self.resumed_wall = time.monotonic(), time.time()
 
 

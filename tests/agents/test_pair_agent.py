@@ -5,6 +5,8 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
+from schemas.codec import dumps
+from streams.faust_app import health
 from streams.faust_app.agents import batches, pair_agent
 from streams.rules.pairing import PairWindow, window_key
 from tests.agents.conftest import Recorded, processed
@@ -58,6 +60,34 @@ async def test_the_open_window_index_is_rebuilt_from_the_rows_after_a_rebalance(
     assert pipeline.open_windows == {}
     assert list(pair_agent.open_windows(pipeline, 0)) == [before]
     assert pair_agent.open_windows(pipeline, 1).earliest_close == float("inf")
+
+
+async def test_a_pair_partition_got_back_after_a_rebalance_is_quiet_from_then_on(pipeline, recorded, monkeypatch):
+    """The worker held the partition, lost it, and got it back longer than the idle close
+    later: another worker read its candidates meanwhile, so the first tick read after the
+    rebalance closes nothing; one idle close after the rebalance, the next tick does."""
+    messages = await candidate_messages(pipeline, recorded, ["r1", "r2"])
+    clock = [1_800_000_000.0]
+    fake_time = SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic)
+    monkeypatch.setattr(pair_agent, "time", fake_time)
+    monkeypatch.setattr(health, "time", fake_time)
+    idle = pipeline.settings.pair_idle_close
+
+    async def tick(pair, now: float) -> None:
+        await processed(pair, await pair.put(dumps(now), key=pair_agent.TICK_KEY))
+
+    def window_closed() -> bool:
+        [(_, raw)] = list(pipeline.state.items("pair_windows", 0))
+        return pair_agent.WindowRow.is_closed(raw)
+
+    async with pipeline.app.agents["pair"].test_context() as pair:
+        await put_all(pair, messages)
+        clock[0] += 2 * idle
+        pipeline.progress.resumed()  # the end of the rebalance that gave the partition back
+        await tick(pair, clock[0] + 1)
+        assert not window_closed()
+        await tick(pair, clock[0] + idle + 1)
+        assert window_closed()
 
 
 async def test_a_closed_window_leaves_the_index_and_is_skipped_by_a_rebuild(pipeline, recorded):

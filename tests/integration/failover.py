@@ -1,7 +1,10 @@
 """What the failover tests and the soak share: an undisturbed reference run and the comparison."""
 
 import asyncio
+from collections import Counter
 from pathlib import Path
+
+import orjson
 
 from streams.broker import kafka_io
 from streams.commands.wait import wait_caught_up
@@ -32,6 +35,29 @@ def comparable(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
             return record
         return {**record, "source": {**record["source"], "topic": None}, "recorded_at": None}
     return {kind: [strip(r) for r in records] for kind, records in rows.items()}
+
+
+def differences(rows: dict[str, list[dict]], expected: dict[str, list[dict]], shown: int = 5) -> list[str]:
+    """What differs between two runs' exports (see ``comparable``), a few rows of each kind:
+    the full diff of 30,000 runs is more than CI keeps of a failed run's output."""
+    rows, expected, found = comparable(rows), comparable(expected), []
+    for kind in sorted(set(rows) | set(expected)):
+        got = [orjson.dumps(r, option=orjson.OPT_SORT_KEYS).decode() for r in rows.get(kind, [])]
+        want = [orjson.dumps(r, option=orjson.OPT_SORT_KEYS).decode() for r in expected.get(kind, [])]
+        if got == want:
+            continue
+        extra, missing = Counter(got) - Counter(want), Counter(want) - Counter(got)
+        found.append(f"{kind}: {len(got)} rows for {len(want)} expected, {sum(missing.values())} missing, "
+                     f"{sum(extra.values())} not expected" + ("" if extra or missing else ", in another order"))
+        found += [f"  missing: {row[:700]}" for row in list(missing)[:shown]]
+        found += [f"  not expected: {row[:700]}" for row in list(extra)[:shown]]
+    return found
+
+
+def assert_same_export(rows: dict[str, list[dict]], expected: dict[str, list[dict]]) -> None:
+    """The disturbed run's export is the undisturbed run's (see ``comparable``)."""
+    if found := differences(rows, expected):
+        raise AssertionError("the export differs from the undisturbed run's:\n" + "\n".join(found))
 
 
 def parts(path: Path, tmp_path: Path, count: int) -> list[Path]:

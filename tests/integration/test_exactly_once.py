@@ -11,7 +11,7 @@ from streams.commands.wait import wait_caught_up
 from streams.commands.worker import child_worker
 from tests.integration.conftest import ingest, running_worker, settle_and_export, write_jsonl
 from tests.integration.failover import (
-    COMPARED, comparable, message_counts, parts, reference_run, then_rescore, until_producing,
+    COMPARED, assert_same_export, message_counts, parts, reference_run, then_rescore, until_producing,
 )
 from tests.integration.runs import synthetic_runs
 
@@ -37,7 +37,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(make_settin
     async with running_worker(settings):
         rows = await settle_and_export(settings, timeout=600)
     assert kills == 3
-    assert comparable(rows) == comparable(expected_rows)
+    assert_same_export(rows, expected_rows)
     assert await message_counts(settings) == expected_counts
 
 
@@ -67,7 +67,7 @@ async def test_a_killed_worker_of_two_hands_over_its_partitions(make_settings, t
             doomed.kill()
         await then_rescore(settings, files[2])
         rows = await settle_and_export(settings, timeout=600)
-    assert comparable(rows) == comparable(expected_rows)
+    assert_same_export(rows, expected_rows)
     assert await message_counts(settings) == expected_counts
 
 
@@ -85,7 +85,7 @@ async def test_worker_carries_on_across_a_broker_restart(make_settings, tmp_path
         await asyncio.sleep(3)
         await asyncio.to_thread(kafka.up, 180)
         rows = await settle_and_export(settings, timeout=600)
-    assert comparable(rows) == comparable(expected_rows)
+    assert_same_export(rows, expected_rows)
     assert await message_counts(settings) == expected_counts
 
 

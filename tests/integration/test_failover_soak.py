@@ -19,7 +19,7 @@ import pytest
 from streams.commands.worker import child_worker
 from tests.integration.conftest import ingest, settle_and_export
 from tests.integration.failover import (
-    COMPARED, comparable, message_counts, progress, reference_run, then_rescore, until_stable,
+    COMPARED, differences, message_counts, progress, reference_run, then_rescore, until_stable,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.soak]
@@ -93,8 +93,8 @@ async def test_failover_soak(make_settings, tmp_path):
         finally:
             tally["kills"] += len(kills)
         problems = []
-        if comparable(result["rows"]) != comparable(expected_rows):
-            problems.append("export differs from the undisturbed run")
+        if found := differences(result["rows"], expected_rows):
+            problems.append("export differs from the undisturbed run: " + "; ".join(found))
         if result["counts"] != expected_counts:
             problems.append(f"message counts {result['counts']} != {expected_counts}")
         if problems:

@@ -11,7 +11,7 @@ from streams.broker import kafka_io
 from streams.commands.worker import child_worker
 from tests.integration.conftest import GUARANTEE, ingest, running_worker, settle_and_export
 from tests.integration.failover import (
-    COMPARED, comparable, message_counts, parts, reference_run, until_producing, until_stable,
+    COMPARED, assert_same_export, message_counts, parts, reference_run, until_producing, until_stable,
 )
 
 pytestmark = [
@@ -46,7 +46,7 @@ async def test_workers_stopped_mid_backlog_exit_cleanly_and_the_next_finishes_ex
         assert not await kafka_io.group_has_members(settings, settings.application_id), f"stop {stop}"
     async with running_worker(settings):
         rows = await settle_and_export(settings, timeout=600)
-    assert comparable(rows) == comparable(expected_rows)
+    assert_same_export(rows, expected_rows)
     assert await message_counts(settings) == expected_counts
 
 
@@ -71,5 +71,5 @@ async def test_a_worker_keeping_partitions_across_rebalances_mid_backlog_commits
             await until_producing(settings, second)
         assert second.returncode == 0
         rows = await settle_and_export(settings, timeout=300)
-    assert comparable(rows) == comparable(expected_rows)
+    assert_same_export(rows, expected_rows)
     assert await message_counts(settings) == expected_counts

@@ -62,8 +62,12 @@ def register(pipeline: Pipeline) -> None:
             progress.tick_read_at[partition] = time.monotonic()
             now = loads(event.message.value)
             # Idleness is the stream's, not one window's: while a backlog flows, windows close
-            # by stream time only. A partition first heard of now starts being quiet now.
-            if now - progress.quiet_since.setdefault(partition, now) >= pipeline.settings.pair_idle_close:
+            # by stream time only. A partition not heard of since the last rebalance starts
+            # being quiet at that rebalance's end (or at the tick, if later): ticks sent during
+            # the pause are read after it, and what another worker read from the partition
+            # meanwhile was never heard here.
+            quiet_since = progress.quiet_since.setdefault(partition, max(now, progress.resumed_wall))
+            if now - quiet_since >= pipeline.settings.pair_idle_close:
                 await close_idle_windows(pipeline, source, now)
             return
         progress.quiet_since[partition] = time.time()
