@@ -12,10 +12,12 @@ from tests.integration.conftest import ingest, running_worker, settle_and_export
 from tests.integration.runs import rescores, synthetic_runs
 
 OUTPUTS = ("rag-samples", "sft-samples", "preference-pairs", "quarantine")
-# Idleness is wall-clock time: a window must not close by it during the pause of a kill, a
-# rebalance or a broker restart (ticks sent then are read after it), or the disturbed run
-# would pair differently from the reference. Here it only closes the last windows. Two
-# rebalances with their restores took ~50 s in the two-worker test: 45 s was too short.
+# Idleness is wall-clock time: a window must not close by it while a disturbed run pauses,
+# or that run would pair differently from the reference. A rebalance's own pause no longer
+# counts (a quiet clock starts over when it ends), but a broker restart's does, and so does
+# the time a pair partition hears nothing while the join partitions feeding it restore on
+# another worker. Here it only closes the last windows. (Before the clocks started over, two
+# rebalances with their restores took ~50 s in the two-worker test: 45 s was too short.)
 COMPARED = dict(session_timeout=8, pair_idle_close=120)
 
 
