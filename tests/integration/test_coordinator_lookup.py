@@ -13,6 +13,7 @@ from aiokafka.client import CoordinationType
 from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaError
 from aiokafka.producer.sender import Sender
+from aiokafka.protocol.coordination import FindCoordinatorRequest
 
 from streams.broker import kafka_io
 from streams.faust_fixes import coordinator_lookup
@@ -20,15 +21,25 @@ from streams.faust_fixes import coordinator_lookup
 pytestmark = pytest.mark.integration
 
 
+def lookups_in_flight(client) -> list:
+    """The connections a FindCoordinator request is in flight on."""
+    return [conn for conn in client._conns.values()
+            if any(getattr(request, "API_KEY", None) == FindCoordinatorRequest.API_KEY for _, request, _ in conn._requests)]
+
+
 async def lookup_cut_off(producer, find_coordinator) -> int:
     """Run ``find_coordinator`` for the producer's transaction; close the connection its first
     request is in flight on; return what the lookup returns (or raise what it raises)."""
     sender = producer._sender
+    # The producer's own start-up looks its coordinator up too (then asks for a producer id):
+    # once that is done, the only lookup is the test's.
+    async with asyncio.timeout(60):
+        await producer._txn_manager.wait_for_pid()
     sender._coordinator_dead(CoordinationType.TRANSACTION)
     lookup = asyncio.create_task(find_coordinator(sender, CoordinationType.TRANSACTION, producer._txn_manager.transactional_id))
     async with asyncio.timeout(10):
-        while not (in_flight := [c for c in sender.client._conns.values() if c._requests]):
-            assert not lookup.done(), "the lookup ended before its request was in flight"
+        while not (in_flight := lookups_in_flight(sender.client)):
+            assert not lookup.done(), f"the lookup ended before its request was in flight: {lookup!r}"
             await asyncio.sleep(0)
     for conn in in_flight:
         conn.close(reason=CloseReason.CONNECTION_BROKEN)
@@ -62,5 +73,9 @@ async def test_a_lookup_cut_off_by_a_closing_connection_is_asked_again(make_sett
         await producer.begin_transaction()
         await producer.send_and_wait(settings.topic("quarantine"), b"after the cut", key=b"k")
         await producer.commit_transaction()
-    committed = [m.value async for m in kafka_io.read_topic(settings, settings.topic("quarantine"))]
+    # The coordinator writes the commit's markers after it answered the commit: a read-committed
+    # reader sees the message once they are written (on a broker just made, up to a few seconds).
+    async with asyncio.timeout(30):
+        while not (committed := [m.value async for m in kafka_io.read_topic(settings, settings.topic("quarantine"))]):
+            await asyncio.sleep(0.1)
     assert committed == [b"after the cut"]
