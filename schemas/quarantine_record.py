@@ -24,6 +24,9 @@ Reason = Literal[
     "self_pairing",
     "category_disallowed",
     "late_arrival",
+    "secret_in_content",
+    "benchmark_contamination",
+    "duplicate_content",
 ]
 
 

@@ -27,6 +27,12 @@ class DistillSettings(BaseSettings):
     include_partial: bool = False
     include_review: bool = False
     max_record_bytes: int = Field(default=900_000, ge=1024)
+    # SPEC 10: what a found secret does to a run (quarantine: secret_in_content; redact: the run
+    # passes with <SECRET:rule> in its samples; off: no scanning), and the user's gitleaks rules file.
+    secrets: Literal["quarantine", "redact", "off"] = "quarantine"
+    secret_rules: Path | None = None
+    pii: Literal["off", "redact"] = "off"  # redact: e-mails and public IPs in samples and pairs
+    dedup: bool = True  # SPEC 11: one sample per content (DISTILL_DEDUP=on|off)
 
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     session_timeout: float = Field(default=30.0, ge=6)  # a dead worker's partitions move after this
@@ -94,4 +100,7 @@ class DistillSettings(BaseSettings):
             "include_partial": self.include_partial,
             "include_review": self.include_review,
             "max_record_bytes": self.max_record_bytes,
+            "secrets": self.secrets,
+            "pii": self.pii,
+            "dedup": self.dedup,
         }

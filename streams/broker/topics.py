@@ -38,7 +38,13 @@ PREFERENCE_PAIRS = TopicSpec("preference-pairs", "sample id", "compact", "input"
 QUARANTINE = TopicSpec("quarantine", "quarantine id", "delete", "input", retention_ms=-1)
 # Internal: joined runs re-keyed by task id, so one task's runs meet in one pair buffer.
 PAIR_CANDIDATES = TopicSpec("pair-candidates", "task_id", "delete", "input", retention_ms=WEEK_MS)
+# Internal: sample candidates re-keyed by content key, so every candidate of one content meets
+# in one dedup group (SPEC 11).
+DEDUP_CANDIDATES = TopicSpec("dedup-candidates", "content key", "delete", "input", retention_ms=WEEK_MS)
+# The registered evaluation sets (SPEC 12): read whole by every worker, like the file manifest.
+EVAL_SETS = TopicSpec("eval-sets", "set name/item id", "compact", "one")
 
 INPUT_TOPICS = (EVIDENCE, SCORED_RUNS)
 OUTPUT_TOPICS = (RAG_SAMPLES, SFT_SAMPLES, PREFERENCE_PAIRS, QUARANTINE)
-TOPIC_SPECS = (EVIDENCE, SCORED_RUNS, FILE_MANIFEST, *OUTPUT_TOPICS, PAIR_CANDIDATES)
+INTERNAL_TOPICS = (PAIR_CANDIDATES, DEDUP_CANDIDATES)
+TOPIC_SPECS = (EVIDENCE, SCORED_RUNS, FILE_MANIFEST, EVAL_SETS, *OUTPUT_TOPICS, *INTERNAL_TOPICS)

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.broker import kafka_io
 from streams.broker.preflight import check_connection
-from streams.broker.topics import INPUT_TOPICS, OUTPUT_TOPICS, PAIR_CANDIDATES
+from streams.broker.topics import INPUT_TOPICS, INTERNAL_TOPICS, OUTPUT_TOPICS
 from streams.commands.wait import wait_caught_up
 from streams.errors import DistillError
 from streams.faust_app import memory
@@ -118,7 +118,7 @@ async def child_worker(settings: DistillSettings, log_path: Path | None = None):
 
 async def reset_outputs(settings: DistillSettings) -> None:
     """Delete every output, the internal topics and the local state; rewind the group."""
-    doomed = [settings.topic(s.name) for s in (*OUTPUT_TOPICS, PAIR_CANDIDATES)]
+    doomed = [settings.topic(s.name) for s in (*OUTPUT_TOPICS, *INTERNAL_TOPICS)]
     doomed += [changelog_topic(settings, t) for t in (*TABLE_NAMES, *RETIRED_TABLES)]
     await kafka_io.delete_topics(settings, doomed)
     await kafka_io.wait_topics_gone(settings, doomed)
