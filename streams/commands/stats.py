@@ -2,11 +2,17 @@
 
 Two independent sources are compared: what the worker's state says each run's outcome
 is, and what the output topics actually hold. The books balance only when they agree.
+With dedup on, a run's sample is a candidate of its content's group: the ``dedup`` table says
+which candidate is live and which are duplicates (SPEC 11), and the books count both.
 """
 
+import base64
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+import orjson
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, loads
@@ -17,6 +23,8 @@ from streams.faust_app.tables import changelog_topic
 from streams.rules.pairing import least_watermark, window_closes_at
 from streams.settings import DistillSettings
 
+PLACEHOLDER_RULE = re.compile(r"<SECRET:([^<>\s]+)>")
+
 
 @dataclass
 class Stats:
@@ -26,6 +34,9 @@ class Stats:
     join_timed_out: int = 0
     samples_live: dict[str, int] = field(default_factory=dict)
     stage_quarantined: dict[str, int] = field(default_factory=dict)  # runs whose latest outcome is a record
+    duplicates: dict[str, int] = field(default_factory=dict)  # live candidates that lost to another, by stage
+    contaminated_by_set: dict[str, int] = field(default_factory=dict)  # runs overlapping an evaluation set
+    secret_findings: dict[str, int] = field(default_factory=dict)  # by rule: in runs, and in invalid input
     quarantine_by_stage_reason: dict[str, dict[str, int]] = field(default_factory=dict)
     input_messages: int = 0
     invalid_input_messages: int = 0
@@ -56,9 +67,11 @@ async def collect(settings: DistillSettings) -> Stats:
     await kafka_io.require_topics(settings, [settings.topic(s.name) for s in TOPIC_SPECS])
     stats = Stats()
     runs = [loads(v) for v in (await _table(settings, "runs")).values()]
-    outcome_samples: dict[str, set[str]] = {"rag": set(), "sft": set()}
-    stage_records = Counter()
+    published: dict[str, set[str]] = {"rag": set(), "sft": set()}  # samples sent straight to their topic
+    candidates: dict[str, set[str]] = {"rag": set(), "sft": set()}  # samples sent to their dedup group
+    stage_records, contaminated, findings = Counter(), Counter(), Counter()
     for run in runs:
+        findings.update(rule for _path, rule, *_ in run.get("evidence_secrets", []) + run.get("score_secrets", []))
         if run["score"] is None:
             continue
         if run["evidence"] is None:
@@ -66,13 +79,23 @@ async def collect(settings: DistillSettings) -> Stats:
             stats.pending_joins += not run["join_quarantined"]
             continue
         stats.joined += 1
+        if run.get("contamination"):
+            contaminated[run["contamination"]["set"]] += 1
         for stage in ("rag", "sft"):
             outcome = run["outcomes"].get(stage, {})
             if "sample" in outcome:
-                outcome_samples[stage].add(outcome["sample"])
+                (candidates if "key" in outcome else published)[stage].add(outcome["sample"])
             elif "reason" in outcome:
                 stage_records[stage] += 1
     stats.stage_quarantined = dict(stage_records)
+    stats.contaminated_by_set = dict(sorted(contaminated.items()))
+    winners: dict[str, set[str]] = {"rag": set(), "sft": set(), "preference": set()}
+    members: dict[str, set[str]] = {"rag": set(), "sft": set(), "preference": set()}
+    for raw in (await _table(settings, "dedup")).values():
+        group = loads(raw)
+        members[group["kind"]].update(c["id"] for c in group["candidates"])
+        winners[group["kind"]].update([group["live"]] if group["live"] else [])
+    stats.duplicates = {kind: len(members[kind] - winners[kind]) for kind in members}
 
     live_ids: dict[str, set[bytes]] = {}
     for stage, topic in (("rag", "rag-samples"), ("sft", "sft-samples"), ("preference", "preference-pairs")):
@@ -85,9 +108,12 @@ async def collect(settings: DistillSettings) -> Stats:
     async for message in kafka_io.read_topic(settings, settings.topic("quarantine")):
         record = loads(message.value)
         by_stage_reason.setdefault(record["stage"], Counter())[record["reason"]] += 1
+        if record["stage"] == "input":  # not built from a run's (redacted) state: redacted on its way out
+            findings.update(redacted_rules(record))
         if record["stage"] == "input" and record["reason"] == "schema_violation":
             source = record["source"]
             input_coordinates.add((source["topic"], source["partition"], source["offset"]))
+    stats.secret_findings = dict(sorted(findings.items()))
     stats.quarantine_by_stage_reason = {s: dict(sorted(c.items())) for s, c in sorted(by_stage_reason.items())}
     stats.input_quarantine_records = len(input_coordinates)
 
@@ -118,19 +144,30 @@ async def collect(settings: DistillSettings) -> Stats:
         "valid scores = joined + pending + timed out at join": stats.valid_scores
         == stats.joined + stats.pending_joins + stats.join_timed_out,
         **{
-            f"{stage}: joined = samples live + quarantined": stats.joined
-            == stats.samples_live[stage] + stats.stage_quarantined.get(stage, 0)
-            and live_ids[stage] == {i.encode() for i in outcome_samples[stage]}
+            f"{stage}: joined = samples live + quarantined + duplicates": stats.joined
+            == stats.samples_live[stage] + stats.stage_quarantined.get(stage, 0) + stats.duplicates[stage]
+            and live_ids[stage] == {i.encode() for i in published[stage] | winners[stage]}
+            and candidates[stage] == members[stage]
             for stage in ("rag", "sft")
         },
+        "preference: every live pair of a dedup group is its winner": winners["preference"] <= {
+            i.decode() for i in live_ids["preference"]},
         "every invalid input message has one input record": invalid == input_coordinates,
     }
     return stats
 
 
+def redacted_rules(record: dict) -> list[str]:
+    """The rule of every placeholder in a quarantine record (its raw bytes read as UTF-8)."""
+    text = orjson.dumps({k: v for k, v in record.items() if k != "raw"}).decode()
+    if record.get("raw"):
+        text += base64.b64decode(record["raw"]).decode("utf-8", "replace")
+    return PLACEHOLDER_RULE.findall(text)
+
+
 async def consumer_lag(settings: DistillSettings) -> int:
     """Messages of the worker's input (and internal) topics not yet committed by its group."""
-    names = [settings.topic(n) for n in ("evidence", "scored-runs", "pair-candidates")]
+    names = [settings.topic(n) for n in ("evidence", "scored-runs", "pair-candidates", "dedup-candidates")]
     return sum((await kafka_io.unconsumed(settings, settings.application_id, names)).values())
 
 

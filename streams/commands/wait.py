@@ -2,7 +2,8 @@
 
 It says (``say``) what it waits for whenever that changes: the input topics to be created
 (nothing has run with the prefix yet), the worker to consume the inputs (and whether a
-worker of the group runs at all), the pair candidates, the pair windows to close. A broker
+worker of the group runs at all), every partition's runs to be judged against the evaluation
+sets registered now, the pair candidates, the pair windows to close, the dedup candidates. A broker
 that stops answering once the wait is under way (a restart) is waited for, within the
 same timeout; one that cannot be reached at the start ends the command at once.
 """
@@ -94,20 +95,15 @@ async def wait_caught_up(settings: DistillSettings, timeout: float, poll: float 
                        f"`distill worker`; nothing has run with DISTILL_TOPIC_PREFIX={settings.topic_prefix!r} yet)",
         lambda absent: f"the topics {', '.join(absent)} were not created",
     )
-    for names, label, what in ((inputs, "input topics", "input messages"), (candidates, "pair candidates", "joined runs")):
-        # Up to the ends of now (the candidates': of when the inputs are consumed), not a moving target.
-        targets = await waiter.ask(lambda: kafka_io.end_offsets(settings, names))
-
-        async def remaining() -> dict:
-            left = await _uncommitted(settings, names, targets)
-            return {"left": sum(left.values()), "workers": await _workers(settings)} if left else {}
-
-        await waiter.until_none(
-            remaining,
-            lambda left: f"waiting for the worker to consume the {label} ({left['left']} {what} to go{left['workers']})",
-            lambda left: f"{label} consumed: not done ({left['left']} messages outstanding)",
-            news=lambda left: left["workers"],
-        )
+    await _consumed(waiter, inputs, "input topics", "input messages")
+    version = await waiter.ask(lambda: evalset_version(settings))
+    await waiter.until_none(
+        lambda: _judged_otherwise(settings, version),
+        lambda left: f"waiting for the worker to judge the runs of {len(left)} partitions against the evaluation "
+                     "sets registered now",
+        lambda left: f"partitions {sorted(left)} not judged against the evaluation sets registered now",
+    )
+    await _consumed(waiter, candidates, "pair candidates", "joined runs")
     await waiter.until_none(
         lambda: _open_windows(settings),
         lambda n: f"waiting for {n} pair windows to close ({settings.pair_idle_close:.0f} s after their last run, "
@@ -115,4 +111,31 @@ async def wait_caught_up(settings: DistillSettings, timeout: float, poll: float 
         lambda n: f"{n} pair windows still open; they close {settings.pair_idle_close:.0f} s after their last run "
                   "(DISTILL_PAIR_IDLE_CLOSE)",
     )
+    await _consumed(waiter, [settings.topic("dedup-candidates")], "dedup candidates", "samples")
     return {"caught_up": True}
+
+
+async def _consumed(waiter: _Waiter, names: list[str], label: str, what: str) -> None:
+    """Until the worker's group has committed every message of ``names`` published so far."""
+    settings = waiter.settings
+    # Up to the ends of now (the candidates': of when what feeds them is consumed), not a moving target.
+    targets = await waiter.ask(lambda: kafka_io.end_offsets(settings, names))
+
+    async def remaining() -> dict:
+        left = await _uncommitted(settings, names, targets)
+        return {"left": sum(left.values()), "workers": await _workers(settings)} if left else {}
+
+    await waiter.until_none(
+        remaining,
+        lambda left: f"waiting for the worker to consume the {label} ({left['left']} {what} to go{left['workers']})",
+        lambda left: f"{label} consumed: not done ({left['left']} messages outstanding)",
+        news=lambda left: left["workers"],
+    )
+
+
+async def _judged_otherwise(settings: DistillSettings, version: str) -> set[int]:
+    """The partitions whose runs were last judged against other evaluation sets than ``version``."""
+    live, _ = await kafka_io.latest_values(settings, changelog_topic(settings, "stream_time"))
+    judged = {p: loads(live[f"evalsets:{p}".encode()]) if f"evalsets:{p}".encode() in live else ""
+              for p in range(settings.partitions)}
+    return {p for p, seen in judged.items() if seen != version}

@@ -21,7 +21,7 @@ from streams.broker.preflight import check_connection
 from streams.broker.topics import INPUT_TOPICS, INTERNAL_TOPICS, OUTPUT_TOPICS
 from streams.commands.wait import wait_caught_up
 from streams.errors import DistillError
-from streams.faust_app import memory
+from streams.faust_app import log_redaction, memory
 from streams.faust_app.build import build_pipeline
 from streams.faust_app.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topic
 from streams.faust_fixes import faust_compat
@@ -31,8 +31,9 @@ from streams.settings import DistillSettings
 def run_worker(settings: DistillSettings) -> None:
     """Run until SIGINT/SIGTERM; Faust commits and closes the tables on the way out.
 
-    The connection is checked first, so a refused password or an unreachable broker ends
-    the command at once with a message that names the cause.
+    The secret rules are loaded first (a rule that cannot be used ends the command with its id
+    and why), then the connection is checked, so a refused password or an unreachable broker
+    ends the command at once with a message that names the cause.
     """
     faust_compat.check()  # refuses a Faust the patches were not written for, before anything starts
     # uvloop: asyncio's own loop was a third of the worker's busy time in profiles. The policy
@@ -41,11 +42,13 @@ def run_worker(settings: DistillSettings) -> None:
     memory.tune_garbage_collector()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    pipeline = build_pipeline(settings)  # a secret rule it cannot use stops the worker here, before it connects
+    if pipeline.scanner is not None:
+        log_redaction.install(pipeline.scanner)
     loop.run_until_complete(check_connection(settings))
     loop.run_until_complete(kafka_io.ensure_topics(settings))
     loop.run_until_complete(ensure_changelogs(settings))
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    pipeline = build_pipeline(settings)
     worker = faust.Worker(pipeline.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
     # Faust's start-up spinner sets the root logger to DEBUG for good (so each record can spin
     # it): every debug call of Faust and aiokafka then builds a record, ~7% of the worker's CPU.

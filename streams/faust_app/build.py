@@ -9,7 +9,8 @@ import faust
 from streams.broker import topics as specs
 from streams.broker.kafka_io import faust_credentials
 from streams.faust_app import alignment, memory, state_cache
-from streams.faust_app.agents import join_agent, manifest_task, pair_agent, watchdog, web
+from streams.faust_app.agents import dedup_agent, join_agent, manifest_task, pair_agent, watchdog, web
+from streams.faust_app.evalsets import EvalSetView
 from streams.faust_app.manifest import ManifestView
 from streams.faust_app.pipeline import Pipeline
 from streams.faust_app.tables import declare_tables
@@ -66,6 +67,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
         topics=topics,
         tables=declare_tables(app, settings),
         manifest=ManifestView(settings),
+        evalsets=EvalSetView(settings),
     )
     resume_order.install()
     state_cache.install(app, pipeline.state)
@@ -82,6 +84,7 @@ def build_pipeline(settings: DistillSettings, *, broker: str | None = None, stor
     join_agent.register(pipeline)
     alignment.register(pipeline)
     pair_agent.register(pipeline)
+    dedup_agent.register(pipeline)
     manifest_task.register(pipeline)
     web.register(pipeline)
     watchdog.register(pipeline)

@@ -1,12 +1,13 @@
-"""Pair candidates travel in batches: one ``pair-candidates`` message per join batch, source
-partition and pair partition, not one per run.
+"""Candidates travel in batches: one ``pair-candidates`` (or ``dedup-candidates``) message per
+batch, source partition and target partition, not one per run.
 
 Every message consumed through Faust costs ~125 µs before any logic runs; one per joined
 run was a third of the pair side's cost. A batch message's value is a JSON list of
 ``[watermark, candidate]`` in the order the join decided them: the pair agent takes each
 watermark before its candidate, exactly as it took the header of a message of its own.
 The message key is ``CANDIDATES_KEY``; a candidate's task decides its pair partition with
-the partitioner the task-id key used to go through, so a task's windows stay where they were.
+the partitioner the task-id key used to go through, so a task's windows stay where they were
+(a dedup candidate's content key decides its dedup partition the same way; its watermark is null).
 """
 
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ CANDIDATES_KEY = b"__candidates__"
 BATCH_BYTES = 512 * 1024
 
 
-def pair_partition(task_id: str, partitions: int) -> int:
-    return default_partition(task_id.encode(), partitions)
+def target_partition(key: str, partitions: int) -> int:
+    """The partition of a candidate keyed by ``key`` (a task id, or a content key)."""
+    return default_partition(key.encode(), partitions)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.rules.join import RunState
+
 
 @dataclass(frozen=True)
 class WorkerState:
@@ -59,6 +61,14 @@ class Metrics:
         self.quarantine = Counter(
             "distill_quarantined", "Quarantine records emitted", ["stage", "reason"], registry=self.registry
         )
+        self.secret_findings = Counter(
+            "distill_secret_findings", "Secrets found in input records and redacted, by rule (SPEC 10)", ["rule"],
+            registry=self.registry,
+        )
+        self.contaminated = Counter(
+            "distill_contaminated_runs", "Runs found to overlap an evaluation set, by set (SPEC 12)", ["set"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "distill_processing_seconds", "Time from an input message's timestamp to the end of its processing",
             registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
@@ -66,6 +76,18 @@ class Metrics:
 
     def quarantined(self, stage: str, reason: str) -> None:
         self.quarantine.labels(stage, reason).inc()
+
+    def screened(self, before: RunState, after: RunState) -> None:
+        """Count what a run's new record or a judgement against the evaluation sets found."""
+        found = []
+        if before.evidence is None and after.evidence is not None:
+            found += after.evidence_secrets
+        if after.score_source != before.score_source:
+            found += after.score_secrets
+        for _path, rule, *_offsets in found:
+            self.secret_findings.labels(rule).inc()
+        if after.contamination and after.contamination != before.contamination:
+            self.contaminated.labels(after.contamination["set"]).inc()
 
     def processed(self, message_timestamp: float) -> None:
         """An input message (timestamp in epoch seconds) has been fully handled."""

@@ -5,7 +5,7 @@ act on a running worker take it as their argument.
 """
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import faust
 import rocksdict
@@ -14,6 +14,7 @@ from faust.types import TP
 
 from streams.faust_app.alignment import InputAlignment
 from streams.faust_app.candidates import CandidateBatches
+from streams.faust_app.evalsets import EvalSetView
 from streams.faust_app.health import Progress
 from streams.faust_app.manifest import ManifestView
 from streams.faust_app.metrics import Metrics
@@ -24,6 +25,9 @@ from streams.faust_app.state_cache import StateCache
 from streams.faust_app.tables import TABLE_NAMES, Tables
 from streams.faust_fixes import state_store
 from streams.rules.firewall import GateOptions
+from streams.rules.pii import redact_pii_object
+from streams.rules.screening import ContentGates
+from streams.rules.secrets import load_scanner
 from streams.settings import DistillSettings
 
 
@@ -34,6 +38,7 @@ class Pipeline:
     topics: dict[str, faust.TopicT]
     tables: Tables
     manifest: ManifestView
+    evalsets: EvalSetView
     metrics: Metrics = field(default_factory=Metrics)
     progress: Progress = field(default_factory=Progress)
     # Held while a batch of events is processed, and by a transaction commit (streams/faust_fixes/transactions.py).
@@ -42,8 +47,9 @@ class Pipeline:
     pending: dict[int, PendingScores] = field(default_factory=dict)
     open_windows: dict[int, OpenWindows] = field(default_factory=dict)
     _index_db: rocksdict.Rdict | None = field(default=None, init=False, repr=False)
-    # Pair candidates of the join batch being processed (streams/faust_app/candidates.py).
+    # Pair and dedup candidates of the batch being processed (streams/faust_app/candidates.py).
     candidates: CandidateBatches = field(default_factory=CandidateBatches)
+    dedup_candidates: CandidateBatches = field(default_factory=CandidateBatches)
     # How far each input was read, and the scores partitions held back (streams/faust_app/alignment.py).
     alignment: InputAlignment = field(default_factory=InputAlignment)
     # The watermark each join partition last broadcast to pairing (a rate limit only).
@@ -55,6 +61,7 @@ class Pipeline:
     # Set when the worker must start over in a new process (streams/faust_fixes/skip_guard.py).
     restart_reason: Exception | None = None
     gate_options: GateOptions = field(init=False)
+    _content_gates: ContentGates = field(init=False)
     # The tables' writes since the last commit (streams/faust_app/state_cache.py): read and write state here.
     state: StateCache = field(init=False)
     # Outputs waiting for the commit (streams/faust_app/outbox.py), exactly-once.
@@ -64,6 +71,7 @@ class Pipeline:
         self.gate_options = GateOptions(
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
+        self._content_gates = content_gates_of(self.settings)
         self.outbox = Outbox.of(self.app)
         self.state = StateCache(self.app, {name: getattr(self.tables, name) for name in TABLE_NAMES}, self.outbox)
 
@@ -72,11 +80,22 @@ class Pipeline:
         self.state.forget()
         self.outbox.forget()
         self.candidates.take()
+        self.dedup_candidates.take()
         self.pending.clear()
         self.open_windows.clear()
         self.alignment.forget()
         self.last_broadcast.clear()
         self.delivery_checked.clear()
+
+    @property
+    def scanner(self):
+        """The secret scanner (``streams.rules.secrets.SecretScanner``), None with DISTILL_SECRETS=off."""
+        return self._content_gates.scanner
+
+    def content_gates(self) -> ContentGates:
+        """The content gates with the evaluation sets as they are now (one look per batch:
+        every run of a batch is judged against the same sets)."""
+        return replace(self._content_gates, index=self.evalsets.index)
 
     def index_db(self) -> rocksdict.Rdict:
         """The worker's own RocksDB for views too big for memory, opened on first use."""
@@ -93,3 +112,14 @@ class Pipeline:
         except ConsumerNotStarted:
             return True  # under test_context() nothing is fetched: what was put is all there is
         return end is None or next_offset + slack >= end
+
+
+def content_gates_of(settings: DistillSettings) -> ContentGates:
+    """The secret scanner (default rules and DISTILL_SECRET_RULES: ``SecretRulesError`` for a
+    rule it cannot use), PII redaction and dedup, as the settings ask."""
+    return ContentGates(
+        secrets=settings.secrets,
+        scanner=load_scanner(settings.secret_rules) if settings.secrets != "off" else None,
+        pii=redact_pii_object if settings.pii == "redact" else None,
+        dedup=settings.dedup,
+    )

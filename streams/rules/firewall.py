@@ -1,5 +1,9 @@
 """The contamination firewall: the RAG and SFT gates of SPEC section 4, as pure functions.
 
+Gates 1-7 decide here; the secret and contamination gates (5, 6) read verdicts found when the
+run's records arrived (``streams.rules.screening``); gate 8, exact duplicates, needs every
+candidate of a content together and decides in ``streams.rules.dedup``.
+
 Each gate returns ``None`` when the run passes it, or a ``Rejection`` with its reason.
 Gates run in SPEC order and the first failure decides. No Faust, no I/O: this module
 imports only ``schemas``, so every rule is tested alone.
@@ -36,6 +40,27 @@ class Rejection:
 class GateOptions:
     include_partial: bool = False
     include_review: bool = False
+
+
+@dataclass(frozen=True)
+class ContentVerdicts:
+    """What the content gates found in a joined run (``streams.rules.screening``): the
+    ``secret_in_content`` errors (rule ids and offsets) and the ``benchmark_contamination`` ones."""
+
+    secrets: tuple[str, ...] = ()
+    contamination: tuple[str, ...] = ()
+
+    @property
+    def exclusion(self) -> dict | None:
+        """Why the run takes no part in pairing (a secret decides first), or None."""
+        if self.secrets:
+            return {"reason": "secret_in_content", "errors": list(self.secrets)}
+        if self.contamination:
+            return {"reason": "benchmark_contamination", "errors": list(self.contamination)}
+        return None
+
+
+CLEAN = ContentVerdicts()
 
 
 def sft_category_gate(score: ScoredRun, options: GateOptions) -> Rejection | None:
@@ -97,6 +122,14 @@ def file_path_gate(evidence: EvidenceRecord, manifest: Manifest) -> Rejection | 
     return Rejection("hallucinated_file_path", tuple(problems)) if problems else None
 
 
+def secret_gate(verdicts: ContentVerdicts) -> Rejection | None:
+    return Rejection("secret_in_content", verdicts.secrets) if verdicts.secrets else None
+
+
+def contamination_gate(verdicts: ContentVerdicts) -> Rejection | None:
+    return Rejection("benchmark_contamination", verdicts.contamination) if verdicts.contamination else None
+
+
 def prompt_for(evidence: EvidenceRecord) -> str:
     prompt = f"Task: {evidence.task_id}"
     if evidence.source_files and evidence.source_files[0]:
@@ -111,19 +144,24 @@ def _build(factory, **fields) -> RagSample | SftSample | Rejection:
         return Rejection("schema_violation", tuple(describe_validation_error(exc)))
 
 
-def _shared_gates(evidence: EvidenceRecord, score: ScoredRun, manifest: Manifest) -> Rejection | None:
+def _shared_gates(
+    evidence: EvidenceRecord, score: ScoredRun, manifest: Manifest, verdicts: ContentVerdicts
+) -> Rejection | None:
     return (
         provenance_gate(evidence, score)
         or content_gate(evidence)
         or file_path_gate(evidence, manifest)
+        or secret_gate(verdicts)
+        or contamination_gate(verdicts)
     )
 
 
 def rag_outcome(
-    evidence: EvidenceRecord, score: ScoredRun, options: GateOptions, manifest: Manifest
+    evidence: EvidenceRecord, score: ScoredRun, options: GateOptions, manifest: Manifest,
+    verdicts: ContentVerdicts = CLEAN,
 ) -> RagSample | Rejection:
     """The one RAG outcome of a joined run: a sample, or the first gate it fails."""
-    rejection = rag_category_gate(score, options) or _shared_gates(evidence, score, manifest)
+    rejection = rag_category_gate(score, options) or _shared_gates(evidence, score, manifest, verdicts)
     if rejection:
         return rejection
     return _build(
@@ -141,10 +179,11 @@ def rag_outcome(
 
 
 def sft_outcome(
-    evidence: EvidenceRecord, score: ScoredRun, options: GateOptions, manifest: Manifest
+    evidence: EvidenceRecord, score: ScoredRun, options: GateOptions, manifest: Manifest,
+    verdicts: ContentVerdicts = CLEAN,
 ) -> SftSample | Rejection:
     """The one SFT outcome of a joined run: a sample, or the first gate it fails."""
-    rejection = sft_category_gate(score, options) or _shared_gates(evidence, score, manifest)
+    rejection = sft_category_gate(score, options) or _shared_gates(evidence, score, manifest, verdicts)
     if rejection:
         return rejection
     return _build(

@@ -3,33 +3,29 @@
 One ``RunState`` per run id lives in a RocksDB table. Each input event becomes
 ``(new state, effects)``; the agent stores the state and sends the effects. Keeping the
 decisions here, away from Faust, lets unit and property tests drive every arrival order.
+
+A record is screened when it arrives (``streams.rules.screening``): the state keeps it with
+its secrets redacted, where they were, and the evidence text's verdict against the evaluation
+sets. With dedup on, a sample that passes gates 1-7 is not published here but sent, keyed by
+its content, to its dedup group (``streams.rules.dedup``), which publishes the winner.
 """
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import dumps, encode, loads
-from schemas.quarantine_record import QuarantineRecord
-from streams.rules.firewall import GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
+from streams.rules.dedup import Candidate, RecordContext, sample_content_key, upsert_message, withdraw_message
+from streams.rules.effects import Effect, OutputTopic, Publish
+from streams.rules.firewall import ContentVerdicts, GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
 from streams.rules.pairing import pair_run_from
 from streams.rules.quarantine import SourceMessage, quarantine_record
+from streams.rules.screening import NO_CONTENT_GATES, ContentGates, judge, screen, secret_errors
 
-OutputTopic = Literal["rag-samples", "sft-samples", "preference-pairs", "pair-candidates"]
+__all__ = ["Effect", "Publish", "RunState", "on_evidence", "on_score", "on_join_timeout", "rejudge"]
+
 STAGE_TOPICS: dict[str, OutputTopic] = {"rag": "rag-samples", "sft": "sft-samples"}
-
-
-@dataclass(frozen=True)
-class Publish:
-    """A message for an output topic; ``value`` None is a tombstone (the sample is retracted)."""
-
-    topic: OutputTopic
-    key: str
-    value: bytes | None
-
-
-Effect = Publish | QuarantineRecord
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,11 @@ class RunState:
     # Task id -> scored_at of the first candidate with a run sent for that task: the window
     # holding that instant is the one pairing admitted the run to (unless it came late).
     first_scored_at: dict[str, float] = field(default_factory=dict)
+    # Where each record's secrets were ([path, rule id, start, end]; the records above are redacted).
+    evidence_secrets: list = field(default_factory=list)
+    score_secrets: list = field(default_factory=list)
+    # The evidence text's verdict against the evaluation sets ({"set", "error"}), or None.
+    contamination: dict[str, str] | None = None
 
     @property
     def joined(self) -> bool:
@@ -64,6 +65,9 @@ class RunState:
             "join_quarantined": self.join_quarantined,
             "pair_candidate": self.pair_candidate,
             "first_scored_at": self.first_scored_at,
+            "evidence_secrets": self.evidence_secrets,
+            "score_secrets": self.score_secrets,
+            "contamination": self.contamination,
         }
 
     @classmethod
@@ -90,31 +94,53 @@ _NO_EVIDENCE = b'{"evidence":null,'
 
 def on_evidence(
     state: RunState, evidence: EvidenceRecord, obj: dict[str, Any], source: SourceMessage,
-    options: GateOptions, manifest: Manifest,
+    options: GateOptions, manifest: Manifest, gates: ContentGates = NO_CONTENT_GATES,
 ) -> tuple[RunState, list[Effect]]:
     """Evidence arrived. The first one stands; a different second one is a ``duplicate_id``."""
+    screened = screen(obj, gates)
+    if screened.obj is not obj:
+        evidence = EvidenceRecord.model_validate(screened.obj)
     if state.evidence is not None:
-        if state.evidence == obj:
+        if state.evidence == screened.obj:
             return state, []  # identical redelivery
         return state, [quarantine_record(
             stage="input", reason="duplicate_id", subject=evidence.run_id,
             errors=[f"run {evidence.run_id!r} already has different evidence; the first one stands"],
-            source=source, run_id=evidence.run_id, task_id=evidence.task_id, source_record=obj,
+            source=source, run_id=evidence.run_id, task_id=evidence.task_id, source_record=screened.obj,
             source_provenance=evidence.provenance,
         )]
-    state = replace(state, evidence=obj)
-    return _evaluate(state, options, manifest, evidence=evidence) if state.joined else (state, [])
+    state = replace(state, evidence=screened.obj, evidence_secrets=screened.findings,
+                    contamination=judge(evidence.text, gates.index))
+    return _evaluate(state, options, manifest, gates, evidence=evidence) if state.joined else (state, [])
 
 
 def on_score(
     state: RunState, score: ScoredRun, obj: dict[str, Any], source: SourceMessage,
-    options: GateOptions, manifest: Manifest,
+    options: GateOptions, manifest: Manifest, gates: ContentGates = NO_CONTENT_GATES,
 ) -> tuple[RunState, list[Effect]]:
     """A score arrived: the latest one wins and the run is evaluated again if joined."""
-    if state.score == obj:
+    screened = screen(obj, gates)
+    if screened.obj is not obj:
+        score = ScoredRun.model_validate(screened.obj)
+    if state.score == screened.obj:
         return state, []  # identical redelivery
-    state = replace(state, score=obj, score_source=source.to_dict())
-    return _evaluate(state, options, manifest, score=score) if state.joined else (state, [])
+    state = replace(state, score=screened.obj, score_source=source.to_dict(), score_secrets=screened.findings)
+    return _evaluate(state, options, manifest, gates, score=score) if state.joined else (state, [])
+
+
+def rejudge(
+    state: RunState, options: GateOptions, manifest: Manifest, gates: ContentGates
+) -> tuple[RunState, list[Effect]]:
+    """The evaluation sets changed: the evidence text is judged again, and a joined run whose
+    verdict changed is evaluated again (its samples retracted, or given back, and its pair
+    candidate sent again so that a closed window is planned again)."""
+    if state.evidence is None:
+        return state, []
+    verdict = judge(state.evidence["text"], gates.index)
+    if verdict == state.contamination:
+        return state, []
+    state = replace(state, contamination=verdict)
+    return _evaluate(state, options, manifest, gates) if state.joined else (state, [])
 
 
 def on_join_timeout(state: RunState) -> tuple[RunState, list[Effect]]:
@@ -131,8 +157,15 @@ def on_join_timeout(state: RunState) -> tuple[RunState, list[Effect]]:
     return replace(state, join_quarantined=True), [record]
 
 
+def verdicts_of(state: RunState, gates: ContentGates) -> ContentVerdicts:
+    return ContentVerdicts(
+        secrets=secret_errors(gates.secrets, state.evidence_secrets, state.score_secrets),
+        contamination=(state.contamination["error"],) if state.contamination else (),
+    )
+
+
 def _evaluate(
-    state: RunState, options: GateOptions, manifest: Manifest,
+    state: RunState, options: GateOptions, manifest: Manifest, gates: ContentGates,
     evidence: EvidenceRecord | None = None, score: ScoredRun | None = None,
 ) -> tuple[RunState, list[Effect]]:
     """The gates on the joined run; the record that just came is passed as the model it was
@@ -140,12 +173,12 @@ def _evaluate(
     gives the same model)."""
     evidence = evidence or EvidenceRecord.model_validate(state.evidence)
     score = score or ScoredRun.model_validate(state.score)
-    source = SourceMessage.from_dict(state.score_source)
+    verdicts = verdicts_of(state, gates)
     outcomes = dict(state.outcomes)
     effects: list[Effect] = []
     for stage, outcome in (
-        ("rag", rag_outcome(evidence, score, options, manifest)),
-        ("sft", sft_outcome(evidence, score, options, manifest)),
+        ("rag", rag_outcome(evidence, score, options, manifest, verdicts)),
+        ("sft", sft_outcome(evidence, score, options, manifest, verdicts)),
     ):
         previous = outcomes.get(stage, {})
         if isinstance(outcome, Rejection):
@@ -154,25 +187,49 @@ def _evaluate(
             errors = list(outcome.errors)
             if "sample" in previous:
                 errors.insert(0, f"retracted {previous['sample']}: the run no longer passes the {outcome.reason} gate")
-                effects.append(Publish(STAGE_TOPICS[stage], previous["sample"], None))
+                effects.append(_retraction(stage, previous))
             effects.append(quarantine_record(
-                stage=stage, reason=outcome.reason, subject=evidence.run_id, errors=errors, source=source,
-                run_id=evidence.run_id, task_id=evidence.task_id, source_record=state.score,
-                source_provenance=score.provenance,
+                stage=stage, reason=outcome.reason, subject=evidence.run_id, errors=errors,
+                source=SourceMessage.from_dict(state.score_source), run_id=evidence.run_id,
+                task_id=evidence.task_id, source_record=state.score, source_provenance=score.provenance,
             ))
             outcomes[stage] = {"reason": outcome.reason}
         else:
             value = encode(outcome)
-            if previous == {"sample": outcome.id, "digest": digest_of(value)}:
+            current = {"sample": outcome.id, "digest": digest_of(value)}
+            sample = loads(value) if gates.dedup else None
+            if sample is not None:
+                current["key"] = sample_content_key(stage, sample)
+            if previous == current:
                 continue
-            effects.append(Publish(STAGE_TOPICS[stage], outcome.id, value))
-            outcomes[stage] = {"sample": outcome.id, "digest": digest_of(value)}
+            if "sample" in previous and ("key" in previous) != gates.dedup:
+                effects.append(_retraction(stage, previous))  # sent the other way before DISTILL_DEDUP changed
+            effects.append(_candidate(stage, sample, current, state, score) if sample is not None
+                           else Publish(STAGE_TOPICS[stage], outcome.id, value))
+            outcomes[stage] = current
     state = replace(state, outcomes=outcomes)
-    return _forward_to_pairing(state, evidence, score, effects)
+    return _forward_to_pairing(state, evidence, score, verdicts, effects)
+
+
+def _retraction(stage: str, previous: dict[str, str]) -> Publish:
+    """Take back the sample of an earlier outcome: from its dedup group, or off its topic."""
+    if "key" in previous:
+        return withdraw_message(stage, previous["key"], previous["sample"])
+    return Publish(STAGE_TOPICS[stage], previous["sample"], None)
+
+
+def _candidate(stage: str, sample: dict[str, Any], current: dict[str, str], state: RunState,
+               score: ScoredRun) -> Publish:
+    """The sample (as published) as a candidate of its content's dedup group."""
+    return upsert_message(stage, current["key"], Candidate(sample["id"], score.scored_at_epoch, sample, RecordContext(
+        subject=sample["run_id"], run_id=sample["run_id"], task_id=sample["task_id"], source=state.score_source,
+        source_record=state.score,
+        source_provenance=score.provenance.model_dump(mode="json") if score.provenance else None,
+    )))
 
 
 def _forward_to_pairing(
-    state: RunState, evidence: EvidenceRecord, score: ScoredRun, effects: list[Effect]
+    state: RunState, evidence: EvidenceRecord, score: ScoredRun, verdicts: ContentVerdicts, effects: list[Effect]
 ) -> tuple[RunState, list[Effect]]:
     """Send the run to its task's pair buffer when what pairing sees of it changed.
 
@@ -180,7 +237,7 @@ def _forward_to_pairing(
     pairs made of it before a re-score can be retracted. Each candidate carries where the
     run was first a candidate of each task (``first_scored_at``), so pairing finds the
     window holding the run without a table of its own."""
-    run = pair_run_from(evidence, score)
+    run = pair_run_from(evidence, score, verdicts.exclusion)
     first_scored_at = state.first_scored_at
     if run is not None and run.task_id not in first_scored_at:
         first_scored_at = {**first_scored_at, run.task_id: run.scored_at_epoch}

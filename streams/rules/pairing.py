@@ -2,12 +2,16 @@
 
 The agent keeps one ``PairWindow`` per (task, window start) in a table (``to_dict`` /
 ``from_dict``): ``admit``/``withdraw`` while the window is open, ``close`` once
-``is_window_due`` (or it idled), ``rescore_closed`` when a run of a closed window is re-scored.
-Everything here is a pure function of its arguments: same runs in, same bytes out.
+``is_window_due`` (or it idled), ``change_closed`` when a run of a closed window changes.
+A closed window's pairs are always the plan over its current eligible runs (SPEC 12,
+convergence of pairs): a change plans it again, and the difference is what is sent. A run
+excluded for a secret or a benchmark overlap stays in its window, out of the plan, and gets
+one record. Everything here is a pure function of its arguments: same runs in, same bytes out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
@@ -16,11 +20,11 @@ from itertools import islice, product
 from typing import Any, Literal
 
 from schemas import EvidenceRecord, PreferenceSample, Provenance, ScoredRun
-from schemas.codec import Undecodable, validate
+from schemas.codec import Undecodable, encode, validate
 from schemas.preference_sample import pair_sig_hash, preference_sample_id
 from schemas.scored_run import Category
 
-PAIRABLE_AS = ("rejected", "partially_accepted")  # what a chosen (accepted) run is paired against
+ContentKey = Callable[[PreferenceSample], str] | None  # a pair's dedup key; None: dedup off
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class PairRun:
     first_file: str | None  # source_files[0] when present and non-empty
     first_reason: str | None  # reasons[0] of the score when the list is not empty
     provenance: Provenance  # the score's, complete
+    # {"reason": secret_in_content | benchmark_contamination, "errors": [...]}: in the window,
+    # out of its plan (SPEC 10, 12); None: eligible.
+    exclusion: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict for the window table (not to be changed: it is kept and shared)."""
@@ -56,11 +63,12 @@ class PairRun:
         return run
 
 
-def pair_run_from(evidence: EvidenceRecord, score: ScoredRun) -> PairRun | None:
+def pair_run_from(evidence: EvidenceRecord, score: ScoredRun, exclusion: dict | None = None) -> PairRun | None:
     """The joined run as a pair candidate, or None when it may not take part (SPEC 6).
 
     Out: either record without complete provenance (as the SPEC 4.2 gate reads it), or
     empty text after trimming. The task is the score's ``evidence_task_id``, as in the seed.
+    ``exclusion``: why a run that would take part is kept out of the plan (its record says so).
     """
     text = evidence.text.strip()
     if not text or not (evidence.provenance and evidence.provenance.is_complete):
@@ -73,6 +81,7 @@ def pair_run_from(evidence: EvidenceRecord, score: ScoredRun) -> PairRun | None:
         scored_at=score.scored_at, scored_at_epoch=score.scored_at_epoch, text=text,
         first_file=files[0] if files and files[0] else None,
         first_reason=reasons[0] if reasons else None, provenance=score.provenance.contract_fields(),
+        exclusion=exclusion,
     )
 
 
@@ -167,8 +176,8 @@ def _pair_up(a: list[PairRun], b: list[PairRun], cap: int) -> list[tuple[PairRun
 
 
 def plan_window(runs: Iterable[PairRun], max_pairs: int) -> tuple[list[Outcome], bool]:
-    """Pair one task window's runs as SPEC 6 says; the flag is True for an insufficient window."""
-    ordered = sorted(runs, key=lambda r: (r.scored_at_epoch, r.run_id))
+    """Pair one task window's eligible runs as SPEC 6 says; the flag is True for an insufficient window."""
+    ordered = sorted((r for r in runs if r.exclusion is None), key=lambda r: (r.scored_at_epoch, r.run_id))
     accepted = [r for r in ordered if r.category == "accepted"]
     candidates = _pair_up(accepted, [r for r in ordered if r.category == "rejected"], max_pairs)
     if not candidates:
@@ -177,36 +186,41 @@ def plan_window(runs: Iterable[PairRun], max_pairs: int) -> tuple[list[Outcome],
     return [build_pair(c, r) for c, r in candidates], len(ordered) < 2 or not candidates
 
 
-def pair_supported(chosen_category: str, rejected_category: str, rejected_paired_as: str) -> bool:
-    """A pair stands while chosen is accepted and rejected keeps the category it was paired with."""
-    return (
-        chosen_category == "accepted"
-        and rejected_category == rejected_paired_as
-        and rejected_paired_as in PAIRABLE_AS
-    )
-
-
 @dataclass(frozen=True)
 class Retraction:
-    """An emitted pair that a re-score no longer supports: tombstone it and quarantine its id."""
+    """An emitted pair no longer in its window's plan: tombstone it and quarantine its id."""
 
     pair_id: str
     task_id: str
     chosen_run_id: str
     rejected_run_id: str
+    content_key: str | None  # its dedup group's key; None: published straight to its topic
     errors: list[str]
 
 
 @dataclass(frozen=True)
+class PlanChanges:
+    """What planning a closed window again sends: the difference from what it sent before."""
+
+    emit: list[PreferenceSample] = field(default_factory=list)  # new pairs, or pairs whose content changed
+    retract: list[Retraction] = field(default_factory=list)
+    refused: list[PairRejection] = field(default_factory=list)  # pairs refused, not recorded before
+    excluded: list[PairRun] = field(default_factory=list)  # excluded runs, not recorded before
+    insufficient: bool = False
+
+
+@dataclass(frozen=True)
 class PairWindow:
-    """One task's tumbling window: its runs by id, whether it closed, and the pairs it emitted."""
+    """One task's tumbling window: its runs by id, whether it closed, and what its plan sent."""
 
     task_id: str
     start: float
     runs: dict[str, PairRun] = field(default_factory=dict)
     closed: bool = False
-    # pair id -> (chosen run id, rejected run id, the rejected run's category when paired)
-    emitted: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # pair id -> (chosen run id, rejected run id, digest of the sample sent, dedup content key or None)
+    emitted: dict[str, tuple[str, str, str, str | None]] = field(default_factory=dict)
+    # "{reason}|{subject}" of every record a plan of this window sent (refused pairs, excluded runs)
+    recorded: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict for the window table."""
@@ -216,14 +230,16 @@ class PairWindow:
             "runs": {k: r.to_dict() for k, r in self.runs.items()},
             "closed": self.closed,
             "emitted": {k: list(v) for k, v in self.emitted.items()},
+            "recorded": sorted(self.recorded),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PairWindow:
-        """The inverse of ``to_dict``."""
+        """The inverse of ``to_dict``. Rows of versions before re-planning kept (chosen, rejected,
+        category): their pairs count as sent with an unknown digest, straight to the topic."""
         runs = {k: PairRun.from_dict(r) for k, r in d["runs"].items()}
-        emitted = {k: (v[0], v[1], v[2]) for k, v in d["emitted"].items()}
-        return cls(d["task_id"], float(d["start"]), runs, bool(d["closed"]), emitted)
+        emitted = {k: (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], "", None) for k, v in d["emitted"].items()}
+        return cls(d["task_id"], float(d["start"]), runs, bool(d["closed"]), emitted, frozenset(d.get("recorded", ())))
 
 
 def admit(window: PairWindow, run: PairRun) -> PairWindow:
@@ -231,52 +247,69 @@ def admit(window: PairWindow, run: PairRun) -> PairWindow:
     # A run of another task (a re-score that changed its task) is let in, not raised on:
     # build_pair refuses its pairs as task mismatches, so bad data becomes quarantine records.
     if window.closed:
-        raise ValueError(f"window {window.task_id!r}@{window.start} is closed: use rescore_closed")
+        raise ValueError(f"window {window.task_id!r}@{window.start} is closed: use change_closed")
     return replace(window, runs={**window.runs, run.run_id: run})
 
 
 def withdraw(window: PairWindow, run_id: str) -> PairWindow:
     """The open window without the run (it lost eligibility, or a re-score moved it elsewhere)."""
     if window.closed:
-        raise ValueError(f"window {window.task_id!r}@{window.start} is closed: use rescore_closed")
+        raise ValueError(f"window {window.task_id!r}@{window.start} is closed: use change_closed")
     return replace(window, runs={k: r for k, r in window.runs.items() if k != run_id})
 
 
-def close(
-    window: PairWindow, max_pairs: int, already_emitted: Callable[[str], bool]
-) -> tuple[PairWindow, list[Outcome], bool]:
-    """Plan the window, skip samples already emitted, mark it closed and record what it emitted."""
+def close(window: PairWindow, max_pairs: int, content_key: ContentKey = None) -> tuple[PairWindow, PlanChanges]:
+    """Plan the window and mark it closed. ``content_key(sample)``: the dedup key its pairs are
+    sent under (None: dedup off, straight to the topic)."""
     if window.closed:
         raise ValueError(f"window {window.task_id!r}@{window.start} is already closed")
-    outcomes, insufficient = plan_window(window.runs.values(), max_pairs)
-    fresh = [o for o in outcomes if not (isinstance(o, PreferenceSample) and already_emitted(o.id))]
-    emitted = dict(window.emitted)
-    for o in fresh:
-        if isinstance(o, PreferenceSample):
-            emitted[o.id] = (o.chosen_run_id, o.rejected_run_id, window.runs[o.rejected_run_id].category)
-    return replace(window, closed=True, emitted=emitted), fresh, insufficient
+    return _plan_again(replace(window, closed=True), max_pairs, "", content_key)
 
 
-def rescore_closed(
-    window: PairWindow, run: PairRun | None, run_id: str
-) -> tuple[PairWindow, list[Retraction]]:
-    """Take a re-score of a closed window's run (None: not eligible any more); return the pairs it ends."""
+def change_closed(
+    window: PairWindow, run: PairRun | None, run_id: str, max_pairs: int, content_key: ContentKey = None
+) -> tuple[PairWindow, PlanChanges]:
+    """A run of the closed window changed (None: not eligible any more): plan it again."""
     if not window.closed:
         raise ValueError(f"window {window.task_id!r}@{window.start} is open: use admit or withdraw")
     if run is not None and run.run_id != run_id:
         raise ValueError(f"run {run.run_id!r} given for run_id {run_id!r}")
     old = window.runs.get(run_id)
     if old is None:
-        return window, []
+        return window, PlanChanges()
     runs = {k: r for k, r in window.runs.items() if k != run_id} | ({run_id: run} if run else {})
-    change = f"re-scored from '{old.category}' to '{run.category}'" if run else "no longer eligible"
-    kept: dict[str, tuple[str, str, str]] = {}
-    gone: list[Retraction] = []
-    for pid, (c, r, paired_as) in window.emitted.items():
-        supported = c in runs and r in runs and pair_supported(runs[c].category, runs[r].category, paired_as)
-        if run_id in (c, r) and not supported:
-            error = f"run {run_id!r} {change}: pair made as accepted x {paired_as} is no longer supported"
-            gone.append(Retraction(pid, window.task_id, c, r, [error]))
-        else:
-            kept[pid] = (c, r, paired_as)
-    return replace(window, runs=runs, emitted=kept), gone
+    return _plan_again(replace(window, runs=runs), max_pairs, _change(run_id, old, run), content_key)
+
+
+def _change(run_id: str, old: PairRun, new: PairRun | None) -> str:
+    if new is None:
+        return f"run {run_id!r} is no longer eligible"
+    if new.exclusion is not None:
+        return f"run {run_id!r} is now excluded ({new.exclusion['reason']})"
+    if old.category != new.category:
+        return f"run {run_id!r} re-scored from '{old.category}' to '{new.category}'"
+    return f"run {run_id!r} changed"
+
+
+def _plan_again(window: PairWindow, max_pairs: int, change: str, content_key: ContentKey) -> tuple[PairWindow, PlanChanges]:
+    outcomes, insufficient = plan_window(window.runs.values(), max_pairs)
+    emit, emitted = [], {}
+    for sample in (o for o in outcomes if isinstance(o, PreferenceSample)):
+        digest = hashlib.sha256(encode(sample)).hexdigest()[:32]
+        before = window.emitted.get(sample.id)
+        if before is None or before[2] != digest:
+            emit.append(sample)
+        emitted[sample.id] = (sample.chosen_run_id, sample.rejected_run_id, digest,
+                              content_key(sample) if content_key else None)
+    retract = [
+        Retraction(pid, window.task_id, c, r, key, [f"{change}: the window's plan no longer has this pair"])
+        for pid, (c, r, _digest, key) in sorted(window.emitted.items()) if pid not in emitted
+    ]
+    recorded = set(window.recorded)
+    refused = [o for o in outcomes if isinstance(o, PairRejection) and f"{o.reason}|{o.pair_id}" not in recorded]
+    excluded = [run for _, run in sorted(window.runs.items())
+                if run.exclusion is not None and f"{run.exclusion['reason']}|{run.run_id}" not in recorded]
+    recorded |= {f"{o.reason}|{o.pair_id}" for o in refused}
+    recorded |= {f"{run.exclusion['reason']}|{run.run_id}" for run in excluded}
+    window = replace(window, emitted=emitted, recorded=frozenset(recorded))
+    return window, PlanChanges(emit, retract, refused, excluded, insufficient)

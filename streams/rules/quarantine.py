@@ -83,3 +83,35 @@ def quarantine_headers(record: QuarantineRecord) -> list[tuple[str, bytes]]:
         ("source_partition", str(record.source.partition).encode()),
         ("source_offset", str(record.source.offset).encode()),
     ]
+
+
+def redact_record(record: QuarantineRecord, scanner) -> tuple[QuarantineRecord, list[str]]:
+    """The record with every secret in it replaced by its placeholder (SPEC 10: whatever its
+    reason), and the rule ids found; the same record when it holds none.
+
+    Records built from the join's state carry redacted copies already; this catches the rest:
+    an invalid message's object and raw bytes (read as UTF-8 with replacement), a message key,
+    errors that quote input. ``scanner``: ``streams.rules.secrets.SecretScanner``."""
+    shown = {"errors": record.errors, "run_id": record.run_id, "task_id": record.task_id,
+             "source_record": record.source_record, "key": record.source.key,
+             "source_provenance": record.source_provenance.model_dump(mode="json") if record.source_provenance else None}
+    redacted, found = scanner.redact_object(shown)
+    rules = [finding.rule_id for _, finding in found]
+    raw = record.raw
+    if raw is not None:
+        text = base64.b64decode(raw).decode("utf-8", "replace")
+        redacted_text, raw_found = scanner.redact(text)
+        if raw_found:
+            raw = base64.b64encode(redacted_text.encode("utf-8")).decode("ascii")
+            redacted = {**redacted, "errors": [*redacted["errors"],
+                                               "raw: secrets replaced by placeholders, in the bytes read as UTF-8"]}
+            rules += [finding.rule_id for finding in raw_found]
+    if not rules:
+        return record, []
+    provenance = redacted["source_provenance"]
+    return record.model_copy(update={
+        "errors": redacted["errors"], "run_id": redacted["run_id"], "task_id": redacted["task_id"],
+        "source_record": redacted["source_record"], "raw": raw,
+        "source": record.source.model_copy(update={"key": redacted["key"]}),
+        "source_provenance": Provenance.model_validate(provenance) if provenance else None,
+    }), rules

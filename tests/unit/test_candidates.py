@@ -3,7 +3,7 @@
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.faust_app.candidates import BATCH_BYTES, CandidateBatches, pair_partition, read_batch
+from streams.faust_app.candidates import BATCH_BYTES, CandidateBatches, target_partition, read_batch
 
 
 def candidate(run_id: str, text: str = "t") -> bytes:
@@ -35,4 +35,4 @@ def test_a_task_goes_to_the_partition_its_task_id_key_went_to():
     partitioner = DefaultPartitioner()
     for task_id in ["task-1", "scrum_review:src/auth/token.rs", "ü", ""]:
         for partitions in (1, 2, 3, 12):
-            assert pair_partition(task_id, partitions) == partitioner(task_id.encode(), list(range(partitions)), [])
+            assert target_partition(task_id, partitions) == partitioner(task_id.encode(), list(range(partitions)), [])

@@ -20,12 +20,11 @@ from streams.rules.pairing import (
     PairWindow,
     admit,
     build_pair,
+    change_closed,
     close,
     is_window_due,
     pair_run_from,
-    pair_supported,
     plan_window,
-    rescore_closed,
     window_closes_at,
     window_start,
     withdraw,
@@ -264,8 +263,17 @@ def test_pair_run_from_joined_records():
 
 def test_window_round_trips_through_json():
     w = admit(admit(PairWindow("t1", BASE), mk("a", "accepted", reason="r", file="f")), mk("b", "rejected"))
-    w, _, _ = close(w, 5, lambda _id: False)
+    w = admit(admit(w, mk("c", "rejected", text="text of a")), excluded(mk("d", "rejected")))
+    w, _ = close(w, 5, lambda sample: "key-" + sample.id)
+    assert w.recorded and w.emitted  # a refused pair and an excluded run recorded, a pair emitted
     assert PairWindow.from_dict(json.loads(json.dumps(w.to_dict()))) == w
+
+
+def test_a_window_row_of_the_version_before_replanning_reads_as_sent_straight_to_the_topic():
+    row = {"task_id": "t1", "start": BASE, "runs": {}, "closed": True,
+           "emitted": {"pref-1": ["a", "b", "rejected"]}}
+    w = PairWindow.from_dict(row)
+    assert w.emitted == {"pref-1": ("a", "b", "", None)} and w.recorded == frozenset()
 
 
 def test_a_run_read_back_writes_the_bytes_it_was_read_from():
@@ -278,37 +286,42 @@ def test_a_run_read_back_writes_the_bytes_it_was_read_from():
 def test_admit_replaces_a_rescored_run_and_withdraw_removes_it():
     w = admit(admit(PairWindow("t1", BASE), mk("a", "accepted")), mk("b", "accepted"))
     w = admit(w, mk("b", "rejected", 5))
-    assert pairs_of(close(w, 5, lambda _id: False)[1]) == [("a", "b")]
-    assert close(withdraw(w, "b"), 5, lambda _id: False)[1:] == ([], True)
+    assert pairs_of(close(w, 5)[1].emit) == [("a", "b")]
+    changes = close(withdraw(w, "b"), 5)[1]
+    assert (changes.emit, changes.insufficient) == ([], True)
 
 
 def test_a_run_of_another_task_is_refused_at_pairing_not_at_admission():
     w = admit(admit(PairWindow("t1", BASE), mk("a", "accepted")), mk("r", "rejected", task="t2"))
-    (out,), _ = close(w, 5, lambda _id: False)[1:]
+    (out,) = close(w, 5)[1].refused
     assert (out.reason, out.chosen_run_id, out.rejected_run_id) == ("invalid_preference_pairing", "a", "r")
 
 
 def test_closed_windows_refuse_admit_and_close():
-    closed, _, _ = close(PairWindow("t1", BASE), 5, lambda _id: False)
+    closed, _ = close(PairWindow("t1", BASE), 5)
     with pytest.raises(ValueError):
         admit(closed, mk("a", "accepted"))
     with pytest.raises(ValueError):
-        close(closed, 5, lambda _id: False)
+        close(closed, 5)
 
 
-def test_close_skips_already_emitted_ids_and_records_the_rest():
+def test_close_records_what_it_sent_and_refuses_once():
     w = PairWindow("t1", BASE)
     for run in (mk("a", "accepted"), mk("r1", "rejected", 1), mk("r2", "rejected", 2, text="text of a")):
         w = admit(w, run)
-    skip = "pref-" + sha("a|r1|t1")[:16]
-    w, outcomes, insufficient = close(w, 5, lambda i: i == skip)
-    assert [type(o).__name__ for o in outcomes] == ["PairRejection"]  # r2's text equals a's
-    assert w.closed and w.emitted == {} and not insufficient
-    w2, _, _ = close(PairWindow("t1", BASE, dict(w.runs)), 5, lambda _id: False)  # nothing emitted before
-    assert w2.emitted == {skip: ("a", "r1", "rejected")}
+    w, changes = close(w, 5)
+    assert pairs_of(changes.emit) == [("a", "r1")]
+    assert [(o.reason, o.rejected_run_id) for o in changes.refused] == [("invalid_preference_pairing", "r2")]
+    assert w.closed and set(w.emitted) == {pid("a", "r1")} and not changes.insufficient
+    assert w.emitted[pid("a", "r1")][3] is None  # dedup off: sent straight to the topic
+    assert w.recorded == {f"invalid_preference_pairing|{pid('a', 'r2')}"}
 
 
-# ---------------------------------------------------------------- re-scoring a closed window
+# ---------------------------------------------------------------- a closed window planned again
+
+
+def excluded(run, reason="benchmark_contamination"):
+    return PairRun(**{**run.__dict__, "exclusion": {"reason": reason, "errors": [f"{reason} of {run.run_id}"]}})
 
 
 def closed_window():
@@ -316,7 +329,7 @@ def closed_window():
     for run in (mk("a1", "accepted"), mk("a2", "accepted", 1), mk("r", "rejected", 2)):
         w = admit(w, run)
     w = admit(w, mk("h", "needs_human_review", 3))
-    return close(w, 5, lambda _id: False)[0]
+    return close(w, 5)[0]
 
 
 def pid(c, r):
@@ -324,58 +337,80 @@ def pid(c, r):
 
 
 @pytest.mark.parametrize(
-    ("run_id", "new_category", "retracted"),
+    ("run_id", "new_category", "retracted", "sent"),
     [
-        ("r", "accepted", {("a1", "r"), ("a2", "r")}),
-        ("r", "partially_accepted", {("a1", "r"), ("a2", "r")}),
-        ("a1", "partially_accepted", {("a1", "r")}),
-        ("a2", "needs_human_review", {("a2", "r")}),
-        ("a1", "rejected", {("a1", "r")}),
-        ("r", "rejected", set()),  # same category (new reasons): the pair stands
-        ("a1", "accepted", set()),
-        ("h", "accepted", set()),  # no pair of its own; no re-plan of a closed window
+        ("r", "accepted", {("a1", "r"), ("a2", "r")}, set()),  # nothing to pair any more
+        ("r", "partially_accepted", set(), {("a1", "r"), ("a2", "r")}),  # accepted x partial now: same ids, new content
+        ("a1", "partially_accepted", {("a1", "r")}, set()),
+        ("a2", "needs_human_review", {("a2", "r")}, set()),
+        ("a1", "rejected", {("a1", "r")}, {("a2", "a1")}),  # the plan gets a pair it never had
+        ("r", "rejected", set(), {("a1", "r"), ("a2", "r")}),  # same pairs, new reason and created_at
+        ("h", "accepted", set(), {("h", "r")}),
     ],
 )
-def test_rescore_retracts_only_unsupported_pairs(run_id, new_category, retracted):
+def test_a_closed_window_is_planned_again_when_a_run_changes(run_id, new_category, retracted, sent):
     w = closed_window()
     assert set(w.emitted) == {pid("a1", "r"), pid("a2", "r")}
-    w2, gone = rescore_closed(w, mk(run_id, new_category, 30, reason="new"), run_id)
-    assert {(g.chosen_run_id, g.rejected_run_id) for g in gone} == retracted
-    for g in gone:
+    w2, changes = change_closed(w, mk(run_id, new_category, 30, reason="new"), run_id, 5)
+    assert {(g.chosen_run_id, g.rejected_run_id) for g in changes.retract} == retracted
+    assert set(pairs_of(changes.emit)) == sent
+    for g in changes.retract:
         assert g.pair_id == pid(g.chosen_run_id, g.rejected_run_id) and g.errors and g.task_id == "t1"
-    assert set(w2.emitted) == {pid("a1", "r"), pid("a2", "r")} - {pid(*p) for p in retracted}
+        assert run_id in g.errors[0]
+    plan, _ = plan_window(w2.runs.values(), 5)
+    assert set(w2.emitted) == {o.id for o in plan if isinstance(o, PreferenceSample)}
     assert w2.runs[run_id].category == new_category
 
 
-def test_rescore_of_a_partial_pair_to_rejected_retracts_it():
+def test_a_partial_pair_rescored_to_rejected_is_replaced_by_the_rejected_pair():
     w = PairWindow("t1", BASE)
     for run in (mk("a", "accepted"), mk("p", "partially_accepted", 1)):
         w = admit(w, run)
-    w = close(w, 5, lambda _id: False)[0]
-    assert w.emitted == {pid("a", "p"): ("a", "p", "partially_accepted")}
-    w, gone = rescore_closed(w, mk("p", "rejected", 9), "p")
-    assert [g.pair_id for g in gone] == [pid("a", "p")] and w.emitted == {}
+    w = close(w, 5)[0]
+    assert set(w.emitted) == {pid("a", "p")}
+    w, changes = change_closed(w, mk("p", "rejected", 1), "p", 5)
+    # Same pair id (same runs), new content (its reason names the new category): sent again.
+    assert not changes.retract and pairs_of(changes.emit) == [("a", "p")]
+    assert "rejected scored 'rejected'" in changes.emit[0].reason
 
 
-def test_rescore_losing_eligibility_retracts_all_its_pairs():
-    w, gone = rescore_closed(closed_window(), None, "r")
-    assert {g.pair_id for g in gone} == {pid("a1", "r"), pid("a2", "r")}
-    assert "r" not in w.runs and w.emitted == {}
-    assert rescore_closed(w, None, "r") == (w, [])  # unknown run: nothing to do
+def test_losing_eligibility_retracts_all_its_pairs():
+    w, changes = change_closed(closed_window(), None, "r", 5)
+    assert {g.pair_id for g in changes.retract} == {pid("a1", "r"), pid("a2", "r")}
+    assert "r" not in w.runs and w.emitted == {} and changes.insufficient
+    assert change_closed(w, None, "r", 5)[1].retract == []  # unknown run: nothing to do
 
 
-def test_rescore_closed_refuses_open_windows():
+def test_an_excluded_run_leaves_the_plan_and_is_recorded_once_and_comes_back_when_clean():
+    w, changes = change_closed(closed_window(), excluded(mk("r", "rejected", 2)), "r", 5)
+    assert {g.pair_id for g in changes.retract} == {pid("a1", "r"), pid("a2", "r")}
+    assert [run.run_id for run in changes.excluded] == ["r"] and "excluded" in changes.retract[0].errors[0]
+    w, changes = change_closed(w, excluded(mk("r", "rejected", 2)), "r", 5)
+    assert (changes.retract, changes.emit, changes.excluded) == ([], [], [])  # nothing new
+    w, changes = change_closed(w, mk("r", "rejected", 2), "r", 5)  # the evaluation set was removed
+    assert set(pairs_of(changes.emit)) == {("a1", "r"), ("a2", "r")} and not changes.excluded
+
+
+def test_excluded_runs_at_close_get_their_record_and_no_pair():
+    w = PairWindow("t1", BASE)
+    for run in (mk("a", "accepted"), excluded(mk("r", "rejected", 1), "secret_in_content"), mk("r2", "rejected", 2)):
+        w = admit(w, run)
+    w, changes = close(w, 5)
+    assert pairs_of(changes.emit) == [("a", "r2")]
+    assert [(run.run_id, run.exclusion["reason"]) for run in changes.excluded] == [("r", "secret_in_content")]
+
+
+def test_pairs_sent_through_dedup_are_retracted_through_dedup():
+    w = admit(admit(PairWindow("t1", BASE), mk("a", "accepted")), mk("r", "rejected", 1))
+    w, _ = close(w, 5, lambda sample: "key-" + sample.id)
+    assert w.emitted[pid("a", "r")][3] == "key-" + pid("a", "r")
+    _, changes = change_closed(w, None, "r", 5, lambda sample: "key-" + sample.id)
+    assert [g.content_key for g in changes.retract] == ["key-" + pid("a", "r")]
+
+
+def test_change_closed_refuses_open_windows():
     with pytest.raises(ValueError):
-        rescore_closed(PairWindow("t1", BASE), None, "r")
-
-
-def test_pair_supported():
-    assert pair_supported("accepted", "rejected", "rejected")
-    assert pair_supported("accepted", "partially_accepted", "partially_accepted")
-    assert not pair_supported("accepted", "rejected", "partially_accepted")
-    assert not pair_supported("accepted", "partially_accepted", "rejected")
-    assert not pair_supported("partially_accepted", "rejected", "rejected")
-    assert not pair_supported("accepted", "needs_human_review", "needs_human_review")
+        change_closed(PairWindow("t1", BASE), None, "r", 5)
 
 
 # ---------------------------------------------------------------- property: stream == batch
@@ -469,21 +504,18 @@ def test_stream_equals_batch(scenario, max_pairs, n_partitions, rnd):
         w = admit(w, payload) if kind == "admit" else withdraw(w, payload)
         store[key] = json.dumps(w.to_dict())
 
-    emitted_ids: set[str] = set()
     got = {}
     keys = [(p, k) for p, store in enumerate(stores) for k in store]
     rnd.shuffle(keys)
     for p, key in keys:
-        w, outcomes, insufficient = close(PairWindow.from_dict(json.loads(stores[p][key])), max_pairs,
-                                          emitted_ids.__contains__)
-        emitted_ids.update(o.id for o in outcomes if isinstance(o, PreferenceSample))
-        assert set(w.emitted) == {o.id for o in outcomes if isinstance(o, PreferenceSample)}
-        got[w.task_id] = (outcomes, insufficient)
+        w, changes = close(PairWindow.from_dict(json.loads(stores[p][key])), max_pairs)
+        assert set(w.emitted) == {o.id for o in changes.emit}
+        got[w.task_id] = (changes, changes.insufficient)
 
     expected = batch_reference(list(finals.values()), max_pairs)
-    for task, (outcomes, insufficient) in got.items():
-        samples = [o for o in outcomes if isinstance(o, PreferenceSample)]
-        refused = [o for o in outcomes if isinstance(o, PairRejection)]
+    for task, (changes, insufficient) in got.items():
+        samples, refused = changes.emit, changes.refused
+        outcomes = samples + refused
         exp_samples, exp_refused, exp_insufficient = expected.get(task, ([], [], True))
         assert [s.model_dump(mode="json") for s in samples] == exp_samples
         assert [(r.pair_id, r.reason) for r in refused] == [

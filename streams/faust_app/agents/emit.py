@@ -12,12 +12,13 @@ from faust.types import TP
 
 from schemas import QuarantineRecord
 from schemas.codec import encode
-from streams.faust_app.candidates import CANDIDATES_KEY, pair_partition
+from streams.faust_app.candidates import CANDIDATES_KEY, target_partition
 from streams.faust_app.pipeline import Pipeline
-from streams.rules.join import Effect, Publish
-from streams.rules.quarantine import quarantine_headers
+from streams.rules.effects import Effect, Publish
+from streams.rules.quarantine import quarantine_headers, redact_record
 
 SAMPLE_STAGES = {"rag-samples": "rag", "sft-samples": "sft", "preference-pairs": "preference"}
+CANDIDATE_TOPICS = ("pair-candidates", "dedup-candidates")
 WATERMARK_KEY = b"__watermark__"
 
 
@@ -68,15 +69,17 @@ async def publish(
 
 
 async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], watermark: Watermark | None = None) -> None:
-    """Send the effects in order; pair candidates join the batch's candidate messages
-    (``streams.faust_app.candidates``), stamped with ``watermark``: ``send_candidates`` sends them."""
+    """Send the effects in order; pair and dedup candidates join the batch's candidate messages
+    (``streams.faust_app.candidates``), pair candidates stamped with ``watermark``:
+    ``send_candidates`` sends them."""
     for effect in effects:
-        if is_candidate(effect):
-            target = pair_partition(effect.key, pipeline.settings.partitions)
-            mark = watermark.stream_time if watermark else None
-            full = pipeline.candidates.add(source.partition, target, mark, effect.value)
+        if isinstance(effect, Publish) and effect.topic in CANDIDATE_TOPICS:
+            batches = pipeline.candidates if effect.topic == "pair-candidates" else pipeline.dedup_candidates
+            target = target_partition(effect.key, pipeline.settings.partitions)
+            mark = watermark.stream_time if watermark and effect.topic == "pair-candidates" else None
+            full = batches.add(source.partition, target, mark, effect.value)
             if full is not None:
-                await publish_candidates(pipeline, source, target, full)
+                await publish_candidates(pipeline, source, effect.topic, target, full)
         elif isinstance(effect, Publish):
             await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value)
             if effect.topic in SAMPLE_STAGES:
@@ -87,23 +90,31 @@ async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], wa
 
 
 def is_candidate(effect: Effect) -> bool:
+    """A pair candidate: what a watermark is stamped on."""
     return isinstance(effect, Publish) and effect.topic == "pair-candidates"
 
 
 async def send_candidates(pipeline: Pipeline, topic: str) -> None:
     """Send the candidate messages of the batch just decided (events of ``topic``), each in
     the transaction of the partition its candidates came from."""
-    for source, target, value in pipeline.candidates.take():
-        await publish_candidates(pipeline, TP(topic, source), target, value)
+    for candidates, batches in (("pair-candidates", pipeline.candidates), ("dedup-candidates", pipeline.dedup_candidates)):
+        for source, target, value in batches.take():
+            await publish_candidates(pipeline, TP(topic, source), candidates, target, value)
 
 
-async def publish_candidates(pipeline: Pipeline, source: TP, target: int, value: bytes) -> None:
+async def publish_candidates(pipeline: Pipeline, source: TP, topic: str, target: int, value: bytes) -> None:
     """One candidate batch message; its headers name the source partition (the watermarks
-    are in the value, one per candidate)."""
-    await publish(pipeline, source, "pair-candidates", CANDIDATES_KEY, value,
-                  Watermark(source.partition, None).headers(), partition=target)
+    of pair candidates are in the value, one per candidate)."""
+    await publish(pipeline, source, topic, CANDIDATES_KEY, value, Watermark(source.partition, None).headers(),
+                  partition=target)
 
 
 async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineRecord) -> None:
+    """Every quarantine record passes here, so this is where a secret it still holds is
+    replaced, whatever built the record (SPEC 10)."""
+    if pipeline.scanner is not None:
+        record, rules = redact_record(record, pipeline.scanner)
+        for rule in rules:
+            pipeline.metrics.secret_findings.labels(rule).inc()
     pipeline.metrics.quarantined(record.stage, record.reason)
     await publish(pipeline, source, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))

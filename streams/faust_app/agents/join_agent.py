@@ -8,6 +8,7 @@ other, so a retraction can never overtake the sample it retracts, and a transact
 never splits a batch. State is read and written through the pipeline's state cache.
 """
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ from mode import CrashingSupervisor
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
-from streams.faust_app.agents.batches import process_batches
+from streams.faust_app.agents.batches import process_batches, spill_when_full
 from streams.faust_app.agents.emit import (
     WATERMARK_KEY, Watermark, is_candidate, publish, send_candidates, send_effects, send_quarantine,
 )
@@ -24,8 +25,9 @@ from streams.faust_app.alignment import align
 from streams.faust_app.pending import PendingScores, Waiting
 from streams.faust_app.pipeline import Pipeline
 from streams.faust_fixes.prompt_commit import note_batch
-from streams.rules.join import RunState, on_evidence, on_join_timeout, on_score
+from streams.rules.join import RunState, on_evidence, on_join_timeout, on_score, rejudge
 from streams.rules.quarantine import SourceMessage, quarantine_record
+from streams.rules.screening import ContentGates
 
 
 def source_of(event: EventT) -> SourceMessage:
@@ -46,15 +48,20 @@ def _register_join(pipeline: Pipeline, name: str, topic: str, is_evidence: bool)
     @pipeline.app.agent(pipeline.topics[topic], name=name, supervisor_strategy=CrashingSupervisor)
     async def join(stream):
         await pipeline.manifest.ready.wait()
+        await pipeline.evalsets.ready.wait()
         await process_batches(pipeline, stream, lambda events: handle_batch(pipeline, events, is_evidence=is_evidence))
 
 
 async def handle_batch(pipeline: Pipeline, events: Sequence[EventT], *, is_evidence: bool) -> None:
     """Each event in order, then the batch's pair candidates; then, once per partition of
     the batch, the timeouts stream time has made due and the watermark for pairing (after
-    the candidates: a watermark must not overtake the candidates it was stamped on)."""
+    the candidates: a watermark must not overtake the candidates it was stamped on). First,
+    a partition whose runs were judged against other evaluation sets is judged again."""
+    gates = pipeline.content_gates()
+    for source in sorted({event.message.tp for event in events}):
+        await rejudge_if_stale(pipeline, source, gates)
     for event in events:
-        await handle(pipeline, event, is_evidence=is_evidence)
+        await handle(pipeline, event, gates, is_evidence=is_evidence)
         pipeline.metrics.processed(event.message.timestamp)
     await send_candidates(pipeline, events[0].message.topic)
     for source in sorted({event.message.tp for event in events}):
@@ -65,7 +72,7 @@ async def handle_batch(pipeline: Pipeline, events: Sequence[EventT], *, is_evide
     note_batch(pipeline, events)
 
 
-async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> None:
+async def handle(pipeline: Pipeline, event: EventT, gates: ContentGates, *, is_evidence: bool) -> None:
     settings, state_cache = pipeline.settings, pipeline.state
     source = source_of(event)
     model = EvidenceRecord if is_evidence else ScoredRun
@@ -86,9 +93,10 @@ async def handle(pipeline: Pipeline, event: EventT, *, is_evidence: bool) -> Non
         set_stream_time(pipeline, source.partition, record.scored_at_epoch)
     state = state_cache.get_decoded("runs", source.partition, run_id.encode(), RunState.decode) or RunState()
     step = on_evidence if is_evidence else on_score
-    new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest)
+    new_state, effects = step(state, record, obj, source, pipeline.gate_options, pipeline.manifest, gates)
     if new_state != state:
         state_cache.set_decoded("runs", source.partition, run_id.encode(), new_state, RunState.encode)
+        pipeline.metrics.screened(state, new_state)
     # The watermark stamps pair candidates only, and asks the pending index: not for every event.
     stamp = watermark(pipeline, source.partition) if any(is_candidate(effect) for effect in effects) else None
     await send_effects(pipeline, event.message.tp, effects, stamp)
@@ -252,3 +260,38 @@ async def keep_pairing_awake(pipeline: Pipeline, source: TP) -> None:
         return
     alignment.awake_sent_at = now
     await send_watermark(pipeline, source, watermark(pipeline, source.partition))
+
+
+async def rejudge_if_stale(pipeline: Pipeline, source: TP, gates: ContentGates) -> None:
+    """Judge every run of ``source``'s partition again if the evaluation sets changed since its
+    runs were judged (SPEC 12, retroactive), from the ``runs`` rows, not the input topics.
+
+    The version the partition was judged against is a row of its own, written in the same
+    transaction as the pass's state and outputs: a crash mid-pass aborts them all, and the
+    pass runs again. Called at the start of every join batch and at every pair partition's
+    idle tick (which the evaluation sets' view sends at once after a change)."""
+    partition = source.partition
+    marker = f"evalsets:{partition}".encode()
+    raw = pipeline.state.get("stream_time", partition, marker)
+    if (loads(raw) if raw is not None else "") == gates.index.version:
+        return
+    started, judged, changed = time.monotonic(), 0, 0
+    # Keys first: the cache must not change under a scan of it (and rows are read one by one).
+    keys = [key for key, raw in pipeline.state.items("runs", partition) if not RunState.may_be_pending(raw)]
+    for key in keys:
+        state = pipeline.state.get_decoded("runs", partition, key, RunState.decode)
+        new_state, effects = rejudge(state, pipeline.gate_options, pipeline.manifest, gates)
+        judged += 1
+        if new_state == state:
+            continue
+        changed += 1
+        pipeline.state.set_decoded("runs", partition, key, new_state, RunState.encode)
+        pipeline.metrics.screened(state, new_state)
+        stamp = watermark(pipeline, partition) if any(is_candidate(effect) for effect in effects) else None
+        await send_effects(pipeline, source, effects, stamp)
+        await spill_when_full(pipeline)
+    await send_candidates(pipeline, source.topic)
+    pipeline.state.set("stream_time", partition, marker, dumps(gates.index.version))
+    logging.getLogger(__name__).info(
+        "partition %d: %d runs judged against the evaluation sets %r (%d changed) in %.1f s",
+        partition, judged, gates.index.version[:12], changed, time.monotonic() - started)

@@ -16,23 +16,27 @@ from dataclasses import dataclass
 from faust.types import TP, EventT
 from mode import CrashingSupervisor
 
-from schemas import PreferenceSample
 from schemas.codec import dumps, encode, loads
 from streams.faust_app.agents.batches import process_batches, spill_when_full
-from streams.faust_app.agents.emit import WATERMARK_KEY, Watermark, publish, send_effects, send_quarantine
+from streams.faust_app.agents.emit import (
+    WATERMARK_KEY, Watermark, publish, send_candidates, send_effects, send_quarantine,
+)
+from streams.faust_app.agents.join_agent import rejudge_if_stale
 from streams.faust_app.candidates import CANDIDATES_KEY, read_batch
 from streams.faust_app.health import OpenWindow
 from streams.faust_app.open_windows import OpenWindows
 from streams.faust_app.pipeline import Pipeline
-from streams.rules.join import Publish
+from streams.rules.dedup import Candidate, RecordContext, content_key, upsert_message, withdraw_message
+from streams.rules.effects import Publish
 from streams.rules.pairing import (
     PairRejection,
     PairRun,
     PairWindow,
+    PlanChanges,
     admit,
+    change_closed,
     close,
     least_watermark,
-    rescore_closed,
     window_closes_at,
     window_key,
     window_start,
@@ -55,11 +59,14 @@ def register(pipeline: Pipeline) -> None:
     async def on_batch(events: Sequence[EventT]) -> None:
         for event in events:
             await on_message(event)
+        await send_candidates(pipeline, events[0].message.topic)  # the pairs for their dedup groups
 
     async def on_message(event: EventT) -> None:
         partition, source = event.message.partition, event.message.tp
         if event.message.key == TICK_KEY:
             progress.tick_read_at[partition] = time.monotonic()
+            if pipeline.evalsets.ready.is_set():  # the join partition of the same number, after a change of sets
+                await rejudge_if_stale(pipeline, source, pipeline.content_gates())
             now = loads(event.message.value)
             # Idleness is the stream's, not one window's: while a backlog flows, windows close
             # by stream time only. A partition not heard of since the last rebalance starts
@@ -83,10 +90,15 @@ def register(pipeline: Pipeline) -> None:
 
     @app.timer(interval=pipeline.settings.pair_tick_interval)
     async def idle_tick() -> None:
-        """Idleness is wall-clock time, but state may only change inside the stream: ask it."""
-        for partition in range(pipeline.settings.partitions):
-            await publish(pipeline, None, "pair-candidates", TICK_KEY, dumps(time.time()), partition=partition)
-        progress.tick_sent_at = time.monotonic()
+        await send_ticks(pipeline)
+
+
+async def send_ticks(pipeline: Pipeline) -> None:
+    """Idleness is wall-clock time, but state may only change inside the stream: ask it (a
+    change of the evaluation sets asks at once, for the partitions' retroactive pass)."""
+    for partition in range(pipeline.settings.partitions):
+        await publish(pipeline, None, "pair-candidates", TICK_KEY, dumps(time.time()), partition=partition)
+    pipeline.progress.tick_sent_at = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -181,18 +193,9 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
         window = stored.window
         sources = stored.sources | {run_id: candidate["score_source"]}
         if window.closed:
-            window, retractions = rescore_closed(window, run, run_id)
-            _save(pipeline, partition, known, window, sources, stored.insufficient)
-            for retraction in retractions:
-                await send_effects(pipeline, source, [Publish("preference-pairs", retraction.pair_id, None)])
-                chosen_source = SourceMessage.from_dict(sources[retraction.chosen_run_id])
-                await send_quarantine(pipeline, source, quarantine_record(
-                    stage="preference", reason="invalid_preference_pairing", subject=retraction.pair_id,
-                    errors=[f"retracted {retraction.pair_id}", *retraction.errors], source=chosen_source,
-                    run_id=retraction.chosen_run_id, task_id=retraction.task_id,
-                    source_record={"task_id": retraction.task_id, "chosen_run_id": retraction.chosen_run_id,
-                                   "rejected_run_id": retraction.rejected_run_id},
-                ))
+            window, changes = change_closed(window, run, run_id, settings.max_pairs_per_task, _content_key(pipeline))
+            _save(pipeline, partition, known, window, sources, changes.insufficient)
+            await send_plan(pipeline, source, window, changes, sources)
         else:
             window = admit(window, run) if run else withdraw(window, run_id)
             _save(pipeline, partition, known, window, sources)
@@ -275,15 +278,58 @@ async def close_idle_windows(pipeline: Pipeline, source: TP, now: float) -> None
 async def close_window(pipeline: Pipeline, source: TP, key: str) -> None:
     partition = source.partition
     stored = _load(pipeline, partition, key)
-    window = stored.window
-    emitted_before = set(window.emitted)
-    window, outcomes, insufficient = close(window, pipeline.settings.max_pairs_per_task, emitted_before.__contains__)
-    _save(pipeline, partition, key, window, stored.sources, insufficient)
-    for outcome in outcomes:
-        if isinstance(outcome, PreferenceSample):
-            await send_effects(pipeline, source, [Publish("preference-pairs", outcome.id, encode(outcome))])
-        else:
-            await send_rejected_pair(pipeline, source, outcome, stored.sources)
+    window, changes = close(stored.window, pipeline.settings.max_pairs_per_task, _content_key(pipeline))
+    _save(pipeline, partition, key, window, stored.sources, changes.insufficient)
+    await send_plan(pipeline, source, window, changes, stored.sources)
+
+
+def _content_key(pipeline: Pipeline):
+    """How a pair is keyed for its dedup group; None with dedup off (pairs go straight out)."""
+    if not pipeline.settings.dedup:
+        return None
+    return lambda sample: content_key(sample.prompt, sample.chosen, sample.rejected)
+
+
+async def send_plan(pipeline: Pipeline, source: TP, window: PairWindow, changes: PlanChanges, sources: dict) -> None:
+    """What a window's (new) plan changes: pairs taken back, pairs sent, refusals and exclusions recorded."""
+    for retraction in changes.retract:
+        await send_effects(pipeline, source, [
+            withdraw_message("preference", retraction.content_key, retraction.pair_id) if retraction.content_key
+            else Publish("preference-pairs", retraction.pair_id, None)])
+        await send_quarantine(pipeline, source, quarantine_record(
+            stage="preference", reason="invalid_preference_pairing", subject=retraction.pair_id,
+            errors=[f"retracted {retraction.pair_id}", *retraction.errors],
+            source=SourceMessage.from_dict(sources[retraction.chosen_run_id]),
+            run_id=retraction.chosen_run_id, task_id=retraction.task_id,
+            source_record=_pair_record(retraction.task_id, retraction.chosen_run_id, retraction.rejected_run_id),
+        ))
+    for sample in changes.emit:
+        key = window.emitted[sample.id][3]
+        if key is None:
+            await send_effects(pipeline, source, [Publish("preference-pairs", sample.id, encode(sample))])
+            continue
+        created_at = max(window.runs[sample.chosen_run_id].scored_at_epoch, window.runs[sample.rejected_run_id].scored_at_epoch)
+        await send_effects(pipeline, source, [upsert_message("preference", key, Candidate(
+            sample.id, created_at, sample.model_dump(mode="json"), RecordContext(
+                subject=sample.id, run_id=sample.chosen_run_id, task_id=window.task_id,
+                source=sources[sample.chosen_run_id], source_record=_pair_record(window.task_id, sample.chosen_run_id,
+                                                                                  sample.rejected_run_id),
+                source_provenance=None)))])
+    for rejection in changes.refused:
+        await send_rejected_pair(pipeline, source, rejection, sources)
+    for run in changes.excluded:
+        await send_quarantine(pipeline, source, quarantine_record(
+            stage="preference", reason=run.exclusion["reason"], subject=run.run_id,
+            errors=[f"run {run.run_id!r} takes no part in pairing", *run.exclusion["errors"]],
+            source=SourceMessage.from_dict(sources[run.run_id]), run_id=run.run_id, task_id=run.task_id,
+            source_record={"run_id": run.run_id, "task_id": run.task_id, "scored_at": run.scored_at},
+            source_provenance=run.provenance,
+        ))
+
+
+def _pair_record(task_id: str, chosen_run_id: str, rejected_run_id: str) -> dict:
+    """The ``source_record`` of a pair's quarantine records: which runs it pairs."""
+    return {"task_id": task_id, "chosen_run_id": chosen_run_id, "rejected_run_id": rejected_run_id}
 
 
 async def send_rejected_pair(pipeline: Pipeline, source: TP, rejection: PairRejection, sources: dict) -> None:
@@ -291,6 +337,5 @@ async def send_rejected_pair(pipeline: Pipeline, source: TP, rejection: PairReje
         stage="preference", reason=rejection.reason, subject=rejection.pair_id, errors=rejection.errors,
         source=SourceMessage.from_dict(sources[rejection.chosen_run_id]), run_id=rejection.chosen_run_id,
         task_id=rejection.task_id,
-        source_record={"task_id": rejection.task_id, "chosen_run_id": rejection.chosen_run_id,
-                       "rejected_run_id": rejection.rejected_run_id},
+        source_record=_pair_record(rejection.task_id, rejection.chosen_run_id, rejection.rejected_run_id),
     ))

@@ -1,0 +1,324 @@
+"""Convergence, the rule of SPEC 10-12: the datasets are a function of the latest input and the
+registered evaluation sets, whatever the arrival order.
+
+The pure rules are wired here as the agents wire them (join -> dedup groups and pair windows,
+pair windows -> dedup groups), with every hop a FIFO channel per (source, target) as Kafka
+keeps them, delivered in an order hypothesis picks. Inserts, re-scores (category changes that
+retract and give back samples), evaluation-set adds and removes and window closes are
+interleaved at random; at the end the output topics (as compacted topics keep them) and each
+run's latest outcome per stage must equal a batch reference over the final state, written
+below from the SPEC's wording.
+"""
+
+import hashlib
+import unicodedata
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import EvidenceRecord, PreferenceSample, QuarantineRecord, ScoredRun
+from schemas.codec import encode, loads
+from streams.rules import dedup, pairing
+from streams.rules.decontamination import EvalIndex, EvalItem
+from streams.rules.effects import Publish
+from streams.rules.firewall import GateOptions
+from streams.rules.join import RunState, on_evidence, on_score, rejudge
+from streams.rules.screening import ContentGates
+from tests.unit.records import make_evidence, make_score, make_source
+
+MAX_PAIRS = 3
+DAY_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every run is scored within this day's window
+OPTIONS = GateOptions()
+# Texts share words, so evaluation items overlap some and duplicates are common.
+TEXTS = [
+    "retry the request with exponential backoff and jitter before giving up on the upstream",
+    "retry the request with exponential backoff and jitter before giving up on the upstream",
+    "Retry the  request with exponential backoff and jitter before giving up on the upstream",
+    "the cache entry is evicted once the lock is released by the worker thread",
+    "the cache entry is evicted once the lock is released by the worker thread",
+    "move the parsing of the manifest into its own module and test it there",
+]
+EVAL_ITEMS = {
+    "bench-a": [EvalItem("bench-a", "0", {"prompt": "the request with exponential backoff and jitter before giving up"})],
+    "bench-b": [EvalItem("bench-b", "7", {"solution": "the cache entry is evicted once the lock is released"})],
+}
+
+
+@dataclass
+class Run:
+    run_id: str
+    task_id: str
+    text: str
+    minute: int  # scored_at within the day
+    categories: list[str]  # every score it gets, in order: the last one is final
+
+
+runs_strategy = st.lists(
+    st.builds(lambda i, task, text, minute, cats: Run(f"run-{i}", f"task-{task}", text, minute, cats),
+              st.integers(0, 30), st.integers(0, 2), st.sampled_from(TEXTS), st.integers(0, 5),
+              st.lists(st.sampled_from(["accepted", "partially_accepted", "rejected", "needs_human_review"]),
+                       min_size=1, max_size=3)),
+    min_size=1, max_size=8, unique_by=lambda r: r.run_id,
+)
+
+
+def scored_at(minute: int) -> str:
+    return f"2026-01-01T00:{minute:02d}:00Z"
+
+
+def evidence_of(run: Run) -> dict:
+    return make_evidence(run_id=run.run_id, task_id=run.task_id, text=run.text)
+
+
+def score_of(run: Run, category: str) -> dict:
+    return make_score(evidence_run_id=run.run_id, evidence_task_id=run.task_id, category=category,
+                      reasons=[f"scored {category}"], scored_at=scored_at(run.minute))
+
+
+# ---------------------------------------------------------------- the pipeline, as the agents wire it
+
+
+@dataclass
+class Pipeline:
+    gates: ContentGates
+    runs: dict[str, RunState] = field(default_factory=dict)
+    groups: dict[bytes, dedup.DedupGroup] = field(default_factory=dict)
+    windows: dict[str, pairing.PairWindow] = field(default_factory=dict)
+    channels: dict[tuple, deque] = field(default_factory=lambda: defaultdict(deque))
+    topics: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, subject) -> latest record reason
+    first_seen: set[str] = field(default_factory=set)  # runs whose pair candidate reached their window
+
+    def send(self, source: str, effects) -> None:
+        for effect in effects:
+            if isinstance(effect, QuarantineRecord):
+                self.latest[(effect.stage, effect.run_id)] = effect.reason
+            elif effect.topic in ("pair-candidates", "dedup-candidates"):
+                self.channels[(source, effect.topic, effect.key)].append(loads(effect.value))
+            elif effect.value is None:
+                assert self.topics[effect.topic].pop(effect.key, None) is not None, f"tombstone for {effect.key}"
+            else:
+                self.topics[effect.topic][effect.key] = effect.value
+
+    def deliver(self, channel) -> None:
+        source, topic, key = channel
+        message = self.channels[channel].popleft()
+        if topic == "dedup-candidates":
+            group_key = dedup.group_key(message)
+            group, effects = dedup.apply_message(self.groups.get(group_key), message)
+            self.groups[group_key] = group
+            self.send(f"dedup:{key}", effects)
+            return
+        run = pairing.PairRun.from_dict(message["run"]) if message["run"] else None
+        window = self.windows.setdefault(key, pairing.PairWindow(key, DAY_START))
+        self.first_seen.add(message["run_id"])
+        if not window.closed:
+            self.windows[key] = pairing.admit(window, run) if run else pairing.withdraw(window, message["run_id"])
+            return
+        self.windows[key], changes = pairing.change_closed(window, run, message["run_id"], MAX_PAIRS, pair_key)
+        self.send_plan(key, changes)
+
+    def close(self, task: str) -> None:
+        self.windows[task], changes = pairing.close(self.windows[task], MAX_PAIRS, pair_key)
+        self.send_plan(task, changes)
+
+    def send_plan(self, task: str, changes: pairing.PlanChanges) -> None:
+        effects = [dedup.withdraw_message("preference", r.content_key, r.pair_id) for r in changes.retract]
+        for sample in changes.emit:
+            window = self.windows[task]
+            created = max(window.runs[sample.chosen_run_id].scored_at_epoch,
+                          window.runs[sample.rejected_run_id].scored_at_epoch)
+            effects.append(dedup.upsert_message("preference", pair_key(sample), dedup.Candidate(
+                sample.id, created, sample.model_dump(mode="json"), dedup.RecordContext(
+                    sample.id, sample.chosen_run_id, task, make_source().to_dict(), {"run_id": None}, None))))
+        self.send(f"pair:{task}", effects)
+        for run in changes.excluded:
+            self.latest[("preference", run.run_id)] = run.exclusion["reason"]
+
+    def pending(self) -> list[tuple]:
+        return [channel for channel, queue in self.channels.items() if queue]
+
+
+def pair_key(sample: PreferenceSample) -> str:
+    return dedup.content_key(sample.prompt, sample.chosen, sample.rejected)
+
+
+def index_of(sets: set[str]) -> EvalIndex:
+    return EvalIndex.build([item for name in sorted(sets) for item in EVAL_ITEMS[name]])
+
+
+# ---------------------------------------------------------------- the batch reference, from the SPEC
+
+
+def words(text: str) -> list[str]:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(c if unicodedata.category(c)[0] in "LN" else " " for c in text).split()
+
+
+def contaminated(text: str, sets: set[str]) -> bool:
+    have = words(text)
+    for name in sets:
+        for item in EVAL_ITEMS[name]:
+            for value in item.fields.values():
+                seq = words(value)  # the items here are 8-12 words: matched whole
+                if any(have[i:i + len(seq)] == seq for i in range(len(have))):
+                    return True
+    return False
+
+
+def batch_reference(runs: list[Run], sets: set[str]) -> tuple[dict, dict, dict]:
+    """(datasets by topic: id -> JSON, outcome by (stage, run id), preference exclusions)."""
+    candidates = {"rag": [], "sft": []}
+    outcome = {}
+    pair_runs = defaultdict(list)
+    for run in runs:
+        category = run.categories[-1]
+        ev, sc = EvidenceRecord.model_validate(evidence_of(run)), ScoredRun.model_validate(score_of(run, category))
+        dirty = contaminated(run.text, sets)
+        for stage in ("rag", "sft"):
+            never = {"rag": {"rejected"}, "sft": {"rejected", "needs_human_review"}}[stage]
+            allowed = {"rag": {"accepted", "partially_accepted"}, "sft": {"accepted"}}[stage]
+            if category in never:
+                outcome[stage, run.run_id] = f"unsafe_{stage}_category"
+            elif category not in allowed:
+                outcome[stage, run.run_id] = "category_disallowed"
+            elif dirty:
+                outcome[stage, run.run_id] = "benchmark_contamination"
+            else:
+                prompt = f"Task: {run.task_id} · file=src/handler.py"
+                sample_id = "rag-" if stage == "rag" else "sft-"
+                sample_id += hashlib.sha256(f"{stage}|{run.run_id}".encode()).hexdigest()[:16]
+                key = dedup.content_key(run.text) if stage == "rag" else dedup.content_key(prompt, run.text)
+                candidates[stage].append((key, sc.scored_at_epoch, sample_id, run, ev, sc))
+        pair_runs[run.task_id].append(pairing.pair_run_from(ev, sc, (
+            {"reason": "benchmark_contamination", "errors": []} if dirty else None)))
+    datasets = {"rag-samples": {}, "sft-samples": {}, "preference-pairs": {}}
+    from streams.rules.firewall import rag_outcome, sft_outcome  # the samples' shapes are the firewall's
+
+    for stage, found in candidates.items():
+        winners = {}
+        for key, created, sample_id, run, ev, sc in sorted(found, key=lambda c: (c[1], c[2])):
+            if key in winners:
+                outcome[stage, run.run_id] = "duplicate_content"
+                continue
+            winners[key] = sample_id
+            sample = (rag_outcome if stage == "rag" else sft_outcome)(ev, sc, OPTIONS, frozenset())
+            datasets[f"{stage}-samples"][sample_id] = encode(sample)
+            outcome[stage, run.run_id] = "sample"
+    exclusions = {}
+    pair_winners = {}
+    pair_candidates = []
+    for task, members in pair_runs.items():
+        eligible = sorted((r for r in members if r.exclusion is None), key=lambda r: (r.scored_at_epoch, r.run_id))
+        exclusions.update({r.run_id: "benchmark_contamination" for r in members if r.exclusion})
+        accepted = [r for r in eligible if r.category == "accepted"]
+        chosen_pairs = [(a, b) for a in accepted for b in eligible if b.category == "rejected"][:MAX_PAIRS]
+        if not chosen_pairs:
+            chosen_pairs = [(a, b) for a in accepted for b in eligible if b.category == "partially_accepted"][:MAX_PAIRS]
+        for a, b in chosen_pairs:
+            sample = pairing.build_pair(a, b)
+            if isinstance(sample, PreferenceSample):
+                pair_candidates.append((max(a.scored_at_epoch, b.scored_at_epoch), sample.id, sample))
+    for _created, pair_id, sample in sorted(pair_candidates, key=lambda c: (c[0], c[1])):
+        if pair_key(sample) not in pair_winners:
+            pair_winners[pair_key(sample)] = pair_id
+            datasets["preference-pairs"][pair_id] = encode(sample)
+    return datasets, outcome, exclusions
+
+
+# ---------------------------------------------------------------- the property
+
+
+@st.composite
+def scenarios(draw):
+    runs = draw(runs_strategy)
+    steps = []
+    for run in runs:
+        steps.append(("evidence", run, None))
+        steps += [("score", run, category) for category in run.categories]
+    steps += [("sets", None, frozenset(draw(st.sets(st.sampled_from(sorted(EVAL_ITEMS))))))
+              for _ in range(draw(st.integers(0, 3)))]
+    steps += [("close", task, None) for task in {run.task_id for run in runs}]
+    order = draw(st.permutations(range(len(steps))))
+    # Each run's own events keep their order (Kafka orders per key): sort them back in place.
+    per_run = defaultdict(list)
+    for position in order:
+        kind, run, _ = steps[position]
+        if kind in ("evidence", "score"):
+            per_run[run.run_id].append(position)
+    slots = {run_id: sorted(positions) for run_id, positions in per_run.items()}
+    cursor = defaultdict(int)
+    ordered = []
+    for position in order:
+        kind, run, _ = steps[position]
+        if kind in ("evidence", "score"):
+            position = slots[run.run_id][cursor[run.run_id]]
+            cursor[run.run_id] += 1
+        ordered.append(steps[position])
+    deliveries = draw(st.lists(st.integers(0, 50), min_size=len(ordered) * 4, max_size=len(ordered) * 4))
+    return runs, ordered, deliveries
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios())
+def test_the_datasets_converge_to_the_batch_reference_whatever_the_order(scenario):
+    runs, steps, deliveries = scenario
+    sets: set[str] = set()
+    pipeline = Pipeline(ContentGates(index=index_of(sets), dedup=True))
+    task_runs = defaultdict(set)
+    for run in runs:
+        task_runs[run.task_id].add(run.run_id)
+    choices = iter(deliveries)
+    close_wanted: set[str] = set()
+
+    def deliver_some() -> None:
+        for _ in range(next(choices, 0) % 3):
+            pending = pipeline.pending()
+            if pending:
+                pipeline.deliver(pending[next(choices, 0) % len(pending)])
+
+    for offset, (kind, run, payload) in enumerate(steps):
+        if kind == "sets":
+            sets = set(payload)
+            pipeline.gates = ContentGates(index=index_of(sets), dedup=True)
+            for run_id, state in sorted(pipeline.runs.items()):  # the retroactive pass of every partition
+                pipeline.runs[run_id], effects = rejudge(state, OPTIONS, frozenset(), pipeline.gates)
+                pipeline.send(f"join:{run_id}", effects)
+        elif kind == "close":
+            close_wanted.add(run)  # stream time passes the window: it closes once every run of it came (none late)
+        else:
+            state = pipeline.runs.get(run.run_id, RunState())
+            if kind == "evidence":
+                obj = evidence_of(run)
+                state, effects = on_evidence(state, EvidenceRecord.model_validate(obj), obj,
+                                             make_source(offset=offset), OPTIONS, frozenset(), pipeline.gates)
+            else:
+                obj = score_of(run, payload)
+                state, effects = on_score(state, ScoredRun.model_validate(obj), obj, make_source(offset=offset),
+                                          OPTIONS, frozenset(), pipeline.gates)
+            pipeline.runs[run.run_id] = state
+            pipeline.send(f"join:{run.run_id}", effects)
+        deliver_some()
+        for task in sorted(close_wanted):
+            window = pipeline.windows.get(task)
+            if window and not window.closed and task_runs[task] <= pipeline.first_seen:
+                pipeline.close(task)
+    while pending := pipeline.pending():
+        pipeline.deliver(pending[0])
+    for task, window in list(pipeline.windows.items()):
+        if not window.closed:
+            pipeline.close(task)
+    while pending := pipeline.pending():
+        pipeline.deliver(pending[0])
+
+    datasets, outcomes, exclusions = batch_reference(runs, sets)
+    for topic, expected in datasets.items():
+        assert pipeline.topics[topic] == expected, topic
+    for (stage, run_id), expected in outcomes.items():
+        sample_id = f"{stage}-" + hashlib.sha256(f"{stage}|{run_id}".encode()).hexdigest()[:16]
+        got = "sample" if sample_id in pipeline.topics[f"{stage}-samples"] else pipeline.latest.get((stage, run_id))
+        assert got == expected, (stage, run_id)
+    for run_id, reason in exclusions.items():
+        assert pipeline.latest.get(("preference", run_id)) == reason
