@@ -7,6 +7,7 @@
      │    └── AuthenticationFailed   it answered, but refused the SASL credentials
      ├── WaitTimeout           ``distill wait`` gave up before the worker caught up
      ├── ExportShapeError      a topic record has a field the export's file schema lacks
+     ├── EvalSetError          ``distill evalset``: a set that cannot be read, or is not there
      └── FaustIncompatible     the installed Faust is not the one the patches were written for
 """
 
@@ -45,6 +46,11 @@ class ExportShapeError(DistillError):
             "Operator action: export with the distill version that wrote the topic, "
             "or add the field to the schema (and the card shows it)."
         )
+
+
+class EvalSetError(DistillError):
+    """An evaluation set that cannot be added (unreadable file, unknown field, repeated ids, ...)
+    or removed (no such set); nothing was published."""
 
 
 class FaustIncompatible(DistillError):
