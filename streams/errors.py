@@ -7,6 +7,8 @@
      │    └── AuthenticationFailed   it answered, but refused the SASL credentials
      ├── WaitTimeout           ``distill wait`` gave up before the worker caught up
      ├── ExportShapeError      a topic record has a field the export's file schema lacks
+     ├── EvalSetError          ``distill evalset``: a set that cannot be read, or is not there
+     ├── SecretRulesError      a secret rules file (DISTILL_SECRET_RULES) has a rule that cannot be used
      └── FaustIncompatible     the installed Faust is not the one the patches were written for
 """
 
@@ -44,6 +46,24 @@ class ExportShapeError(DistillError):
             f"{where}: field(s) {', '.join(fields)} not in the export schema of this file (streams/commands/export_schemas.py). "
             "Operator action: export with the distill version that wrote the topic, "
             "or add the field to the schema (and the card shows it)."
+        )
+
+
+class EvalSetError(DistillError):
+    """An evaluation set that cannot be added (unreadable file, unknown field, repeated ids, ...)
+    or removed (no such set); nothing was published."""
+
+
+class SecretRulesError(DistillError):
+    """A secret rules file has a rule, key or regex the scanner cannot use; the worker does not start."""
+
+    def __init__(self, source: str, problem: str, rule_id: str | None = None) -> None:
+        self.source, self.problem, self.rule_id = source, problem, rule_id
+        where = f"{source}, rule {rule_id!r}" if rule_id else source
+        super().__init__(
+            f"secret rules {where}: {problem}. "
+            "Operator action: fix the file (gitleaks' TOML format, Go regexes) or unset DISTILL_SECRET_RULES, "
+            "then start the worker again."
         )
 
 

@@ -58,10 +58,9 @@ def faust_credentials(settings: DistillSettings) -> Any:
 
 
 def producer(settings: DistillSettings, **extra: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        **client_options(settings), linger_ms=20, max_request_size=2 * 1024 * 1024,
-        enable_idempotence=True, acks="all", **extra,
-    )
+    """``extra`` adds to or overrides the defaults (a topic of larger messages: ``max_request_size``)."""
+    defaults = dict(linger_ms=20, max_request_size=2 * 1024 * 1024, enable_idempotence=True, acks="all")
+    return AIOKafkaProducer(**client_options(settings), **(defaults | extra))
 
 
 def consumer(settings: DistillSettings, *topics: str, **extra: Any) -> AIOKafkaConsumer:

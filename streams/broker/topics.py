@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from streams.settings import DistillSettings
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -18,11 +19,14 @@ class TopicSpec:
     cleanup_policy: str  # "compact" or "delete"
     partitions: str  # "input" (DISTILL_PARTITIONS, co-partitioned), or "one"
     retention_ms: int | None = None  # None: the broker's default; -1: forever
+    max_message_bytes: int | None = None  # None: the broker's default (1 MiB)
 
     def config(self) -> dict[str, str]:
         config = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
+        if self.max_message_bytes is not None:
+            config["max.message.bytes"] = str(self.max_message_bytes)
         return config
 
     def partition_count(self, settings: DistillSettings) -> int:
@@ -42,7 +46,8 @@ PAIR_CANDIDATES = TopicSpec("pair-candidates", "task_id", "delete", "input", ret
 # in one dedup group (SPEC 11).
 DEDUP_CANDIDATES = TopicSpec("dedup-candidates", "content key", "delete", "input", retention_ms=WEEK_MS)
 # The registered evaluation sets (SPEC 12): read whole by every worker, like the file manifest.
-EVAL_SETS = TopicSpec("eval-sets", "set name/item id", "compact", "one")
+# One message per item: a SWE-bench item (problem statement, patch, test patch) can pass 1 MiB.
+EVAL_SETS = TopicSpec("eval-sets", "set name/item id", "compact", "one", max_message_bytes=16 * MIB)
 
 INPUT_TOPICS = (EVIDENCE, SCORED_RUNS)
 OUTPUT_TOPICS = (RAG_SAMPLES, SFT_SAMPLES, PREFERENCE_PAIRS, QUARANTINE)

@@ -11,7 +11,7 @@ import click
 from aiokafka.errors import KafkaError
 
 from streams.broker.preflight import check_connection
-from streams.cli import data, demo, quarantine, worker
+from streams.cli import data, demo, evalset, quarantine, worker
 from streams.cli.context import Context
 from streams.cli.kafka import kafka_group
 from streams.errors import BrokerUnavailable, DistillError
@@ -72,6 +72,6 @@ def main(ctx: click.Context, bootstrap: str | None, topic_prefix: str | None, da
 
 
 main.add_command(kafka_group)
-for module in (worker, data, quarantine, demo):
+for module in (worker, data, evalset, quarantine, demo):
     for command in module.COMMANDS:
         main.add_command(command)

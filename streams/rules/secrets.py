@@ -1,0 +1,301 @@
+"""The secret scanner of SPEC section 10: finds credentials in text and replaces them.
+
+The engine is gitleaks' with TruffleHog's windows, so that a clean text costs one pass:
+
+1. the text is lower-cased, keeping every offset (a character whose lower case is longer, such as
+   'İ', is kept as it is) and one Aho-Corasick pass finds every rule keyword at once;
+2. only the rules whose keyword occurs run their regex, on the original text, and only within a
+   window around each keyword hit: ``reach`` characters on both sides, where reach is the longest
+   match the regex can make (``re``'s own parser computes it: 40 for ``ghp_``, ~260 for a URL
+   password, ~17,700 for a PEM block with its 16 KB body) or 4,096 for an unbounded regex. A match
+   that reaches the window's end is matched again from its start against the whole text, so an
+   unbounded regex still gets its whole match. Rules without keywords run on the whole text;
+3. the secret is the rule's ``secretGroup``; unset, gitleaks' rule: the first capture group that
+   matched something, else the whole match;
+4. a secret whose Shannon entropy does not exceed the rule's floor, or that an allowlist allows,
+   is dropped, as is any match overlapping an existing ``<SECRET:...>`` placeholder;
+5. overlapping findings keep the earliest start, then the longest.
+
+``find`` repeats the scan on its own redaction until nothing more is found (a match dropped by the
+overlap rule may leave a remainder that a rule still matches once its neighbour is replaced), so
+``redact(redact(x)) == redact(x)`` whatever the rules.
+"""
+
+import itertools
+import math
+import re
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from re import _parser as re_parser  # the only way to know how long a match can be
+from typing import Any
+
+import ahocorasick
+
+from streams.rules.secret_rules import RULE_ID, Rule, load_rules
+
+PLACEHOLDER = "<SECRET:{rule_id}>"
+PLACEHOLDER_PATTERN = re.compile(f"<SECRET:{RULE_ID.pattern}>")
+_PLACEHOLDER_KEYWORD = "<secret:"
+_PLACEHOLDERS = -1  # the "rule index" of the placeholder keyword's hits: placeholders may be present
+MAX_REACH = 4096  # the window of a regex whose matches have no length bound
+_UNBOUNDED = re_parser.MAXREPEAT
+_SEPARATOR = "\x00"  # between the strings of an object; no keyword holds it
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    start: int  # [start, end) of the secret in the str scanned, in code points
+    end: int
+    rule_id: str
+
+
+def load_scanner(rules_file: Path | None = None) -> "SecretScanner":
+    """The scanner of the default pack, or of a user's gitleaks file (see ``secret_rules``)."""
+    return SecretScanner(load_rules(rules_file))
+
+
+def shannon_entropy(text: str) -> float:
+    size = len(text)
+    return -sum(count / size * math.log2(count / size) for count in Counter(text).values())
+
+
+def lower_aligned(text: str) -> str:
+    """``text`` lower-cased with its offsets kept: a character whose lower case is longer ('İ')
+    stays as it is."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(low if len(low := char.lower()) == 1 else char for char in text)
+
+
+def lower_ascii(text: str) -> str:
+    """``text`` with its ASCII letters lower-cased and every other character replaced by "?": enough
+    to find ASCII keywords, and three times faster than ``str.lower`` on text that is not ASCII."""
+    if text.isascii():
+        return text.lower()
+    return text.encode("ascii", "replace").lower().decode("ascii")
+
+
+class SecretScanner:
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = tuple(rules)
+        self.rule_ids = tuple(rule.id for rule in self._rules)
+        self._reach = tuple(_reach(rule.regex) for rule in self._rules)
+        self._everywhere = tuple(i for i, rule in enumerate(self._rules) if not rule.keywords)
+        by_keyword: dict[str, list[int]] = {_PLACEHOLDER_KEYWORD: [_PLACEHOLDERS]}
+        for i, rule in enumerate(self._rules):
+            for keyword in rule.keywords:
+                by_keyword.setdefault(keyword, []).append(i)
+        self._automaton = ahocorasick.Automaton()
+        for keyword, indexes in by_keyword.items():
+            self._automaton.add_word(keyword, (len(keyword), tuple(indexes)))
+        self._automaton.make_automaton()
+        self._lower = lower_ascii if all(keyword.isascii() for keyword in by_keyword) else lower_aligned
+
+    def find(self, text: str) -> list[Finding]:
+        """The secrets of ``text``: sorted, non-overlapping, none inside a placeholder."""
+        return self._settle(text, self._scan(text, self._keyword_hits(text)))
+
+    def redact(self, text: str) -> tuple[str, list[Finding]]:
+        """``text`` with each secret replaced by its placeholder; the same object when none."""
+        findings = self.find(text)
+        return (_replace(text, findings)[0] if findings else text), findings
+
+    def redact_object(self, obj: Any) -> tuple[Any, list[tuple[str, Finding]]]:
+        """A JSON value with every secret of its strings (dict keys too) replaced, and where each
+        was ("text", "source_files[0]", "provenance.sig_hash", a key: its redacted path + "(key)").
+        The same object when nothing is found: one keyword pass over all its strings decides, and
+        its hits serve the strings that have some."""
+        strings: list[str] = []
+        _collect_strings(obj, strings)
+        hits_by_string = self._keyword_hits_by_string(strings)
+        if not hits_by_string and not self._everywhere:
+            return obj, []
+        found: list[tuple[str, Finding]] = []
+        return _ObjectRedaction(self, hits_by_string, found).visit(obj, ""), found
+
+    def _keyword_hits(self, text: str) -> dict[int, list[tuple[int, int]]]:
+        """Rule index -> the [start, end) of its keywords in ``text``."""
+        hits: dict[int, list[tuple[int, int]]] = {}
+        for end, (length, indexes) in self._automaton.iter(self._lower(text)):
+            for i in indexes:
+                hits.setdefault(i, []).append((end + 1 - length, end + 1))
+        return hits
+
+    def _keyword_hits_by_string(self, strings: list[str]) -> dict[int, dict[int, list[tuple[int, int]]]]:
+        """``_keyword_hits`` of each string that has some, by its index, from one pass over them all."""
+        starts = list(itertools.accumulate((len(s) + 1 for s in strings[:-1]), initial=0))
+        by_string: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        for end, (length, indexes) in self._automaton.iter(self._lower(_SEPARATOR.join(strings))):
+            n = bisect_right(starts, end) - 1
+            start = end + 1 - length - starts[n]
+            hits = by_string.setdefault(n, {})
+            for i in indexes:
+                hits.setdefault(i, []).append((start, start + length))
+        return by_string
+
+    def _settle(self, text: str, found: list[Finding]) -> list[Finding]:
+        """``found`` and whatever the rules still find once it is replaced, until nothing more."""
+        while found:
+            redacted, origins = _replace(text, found)
+            more = self._scan(redacted, self._keyword_hits(redacted))
+            if not more:
+                return found
+            # ``more`` lies between placeholders: shift each back to the original's offsets
+            starts = [start for start, _ in origins]
+            for finding in more:
+                red_start, original = origins[bisect_right(starts, finding.start) - 1]
+                shift = original - red_start
+                found.append(Finding(finding.start + shift, finding.end + shift, finding.rule_id))
+            found.sort()
+        return found
+
+    def _scan(self, text: str, hits: dict[int, list[tuple[int, int]]]) -> list[Finding]:
+        """One pass of steps 2-5 of the module docstring, given the keyword hits of step 1."""
+        if not hits and not self._everywhere:
+            return []
+        placeholders = hits.pop(_PLACEHOLDERS, None)
+        excluded = [m.span() for m in PLACEHOLDER_PATTERN.finditer(text)] if placeholders else []
+        candidates = []
+        for i in (*hits, *self._everywhere):
+            regex = self._rules[i].regex
+            windows = _windows(hits[i], self._reach[i], len(text)) if i in hits else ((0, len(text)),)
+            for window_start, window_end in windows:
+                for match in regex.finditer(text, window_start, window_end):
+                    if candidate := self._candidate(i, text, match, window_end, excluded):
+                        candidates.append(candidate)
+        return _without_overlaps(candidates, self._rules) if candidates else []
+
+    def _candidate(
+        self, i: int, text: str, match: re.Match[str], window_end: int, excluded: list[tuple[int, int]]
+    ) -> tuple[int, int, int] | None:
+        """The secret of a regex match, unless a later step of the module docstring drops it."""
+        rule = self._rules[i]
+        if match.end() == window_end < len(text):  # perhaps cut short by the window: match it whole
+            match = rule.regex.match(text, match.start())
+            if match is None:
+                return None
+        start, end = _secret_span(match, rule.secret_group)
+        if start >= end or any(start < x_end and x_start < end for x_start, x_end in excluded):
+            return None
+        if rule.entropy and shannon_entropy(text[start:end]) <= rule.entropy:
+            return None
+        for allowlist in rule.allowlists:
+            if allowlist.allows(text, match.span(), (start, end)):
+                return None
+        return start, end, i
+
+
+def _reach(regex: re.Pattern[str]) -> int:
+    longest = re_parser.parse(regex.pattern, regex.flags).getwidth()[1]
+    return MAX_REACH if longest >= _UNBOUNDED else longest
+
+
+def _windows(hits: list[tuple[int, int]], reach: int, size: int) -> list[tuple[int, int]]:
+    """The windows around keyword hits, merged where they overlap."""
+    if len(hits) == 1:
+        return [(max(0, hits[0][0] - reach), min(size, hits[0][1] + reach))]
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(hits):
+        start, end = max(0, start - reach), min(size, end + reach)
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _secret_span(match: re.Match[str], secret_group: int) -> tuple[int, int]:
+    if secret_group:
+        return match.span(secret_group)
+    for group in range(1, (match.re.groups or 0) + 1):
+        start, end = match.span(group)
+        if end > start:
+            return start, end
+    return match.span()
+
+
+def _without_overlaps(candidates: list[tuple[int, int, int]], rules: tuple[Rule, ...]) -> list[Finding]:
+    kept: list[Finding] = []
+    for start, end, i in sorted(candidates, key=lambda c: (c[0], -c[1], c[2])):
+        if not kept or start >= kept[-1].end:
+            kept.append(Finding(start, end, rules[i].id))
+    return kept
+
+
+def _replace(text: str, findings: list[Finding]) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with the findings replaced; and for each stretch left as it was, its start in the
+    result and in ``text``."""
+    parts, origins, position, length = [], [(0, 0)], 0, 0
+    for finding in findings:
+        kept = text[position:finding.start]
+        placeholder = PLACEHOLDER.format(rule_id=finding.rule_id)
+        parts += (kept, placeholder)
+        length += len(kept) + len(placeholder)
+        position = finding.end
+        origins.append((length, position))
+    parts.append(text[position:])
+    return "".join(parts), origins
+
+
+def _collect_strings(value: Any, out: list[str]) -> None:
+    """Every str of a JSON value, dict keys included, in the order ``_ObjectRedaction`` visits them."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                out.append(key)
+            if isinstance(item, str):
+                out.append(item)
+            else:
+                _collect_strings(item, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_strings(item, out)
+
+
+class _ObjectRedaction:
+    """One walk of a JSON value that scans only the strings with keyword hits (by visit order,
+    the order of ``_collect_strings``) and copies a container only when something in it changed."""
+
+    def __init__(self, scanner: SecretScanner, hits_by_string: dict[int, dict[int, list[tuple[int, int]]]],
+                 found: list[tuple[str, Finding]]) -> None:
+        self.scanner, self.hits_by_string, self.found = scanner, hits_by_string, found
+        self.order = itertools.count()
+
+    def string(self, value: str, path: str) -> str:
+        hits = self.hits_by_string.get(next(self.order))
+        if hits is None and not self.scanner._everywhere:
+            return value
+        findings = self.scanner._settle(value, self.scanner._scan(value, hits or {}))
+        self.found += ((path, finding) for finding in findings)
+        return _replace(value, findings)[0] if findings else value
+
+    def visit(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            return self.string(value, path)
+        if isinstance(value, dict):
+            items, changed = [], False
+            for key, item in value.items():
+                new_key = key
+                if isinstance(key, str):
+                    findings_before = len(self.found)
+                    new_key = self.string(key, "")
+                    child = f"{path}.{new_key}" if path else str(new_key)
+                    self.found[findings_before:] = [(child + "(key)", f) for _, f in self.found[findings_before:]]
+                else:
+                    child = f"{path}.{key}" if path else str(key)
+                new_item = self.visit(item, child)
+                changed = changed or new_key is not key or new_item is not item
+                items.append((new_key, new_item))
+            return dict(items) if changed else value
+        if isinstance(value, (list, tuple)):
+            new_items = [self.visit(item, f"{path}[{n}]") for n, item in enumerate(value)]
+            if all(new is old for new, old in zip(new_items, value)):
+                return value
+            return type(value)(new_items)
+        return value
