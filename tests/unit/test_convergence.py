@@ -88,13 +88,15 @@ class Pipeline:
     windows: dict[str, pairing.PairWindow] = field(default_factory=dict)
     channels: dict[tuple, deque] = field(default_factory=lambda: defaultdict(deque))
     topics: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
-    latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, subject) -> latest record reason
+    latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, run id) -> latest record's reason
+    latest_errors: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     first_seen: set[str] = field(default_factory=set)  # runs whose pair candidate reached their window
 
     def send(self, source: str, effects) -> None:
         for effect in effects:
             if isinstance(effect, QuarantineRecord):
                 self.latest[(effect.stage, effect.run_id)] = effect.reason
+                self.latest_errors[(effect.stage, effect.run_id)] = effect.errors
             elif effect.topic in ("pair-candidates", "dedup-candidates"):
                 self.channels[(source, effect.topic, effect.key)].append(loads(effect.value))
             elif effect.value is None:
@@ -316,9 +318,22 @@ def test_the_datasets_converge_to_the_batch_reference_whatever_the_order(scenari
     datasets, outcomes, exclusions = batch_reference(runs, sets)
     for topic, expected in datasets.items():
         assert pipeline.topics[topic] == expected, topic
+    # Each run's latest outcome per stage, as the books read it: the join's state, and for a
+    # candidate its dedup group (the quarantine topic is history: a record of a candidate decided
+    # while its withdrawal was on its way may come after the record of the run's new verdict).
+    groups = {candidate: group for group in pipeline.groups.values() for candidate in group.candidates}
     for (stage, run_id), expected in outcomes.items():
-        sample_id = f"{stage}-" + hashlib.sha256(f"{stage}|{run_id}".encode()).hexdigest()[:16]
-        got = "sample" if sample_id in pipeline.topics[f"{stage}-samples"] else pipeline.latest.get((stage, run_id))
+        outcome = pipeline.runs[run_id].outcomes[stage]
+        if "reason" in outcome:
+            got = outcome["reason"]
+        else:
+            group = groups[outcome["sample"]]
+            got = "sample" if group.live == outcome["sample"] else "duplicate_content"
+            if got == "duplicate_content":  # and its latest record names the sample kept
+                assert pipeline.latest[(stage, run_id)] == "duplicate_content"
+                assert group.live in pipeline.latest_errors[(stage, run_id)][0]
         assert got == expected, (stage, run_id)
+        sample_id = f"{stage}-" + hashlib.sha256(f"{stage}|{run_id}".encode()).hexdigest()[:16]
+        assert (sample_id in pipeline.topics[f"{stage}-samples"]) == (expected == "sample")
     for run_id, reason in exclusions.items():
         assert pipeline.latest.get(("preference", run_id)) == reason
