@@ -12,6 +12,7 @@ array naming the item field; a text's runs are looked up with one ``searchsorted
 and a hit is confirmed on the field's own words, so a hash collision never flags a text.
 """
 
+import codecs
 import hashlib
 import json
 import re
@@ -25,11 +26,24 @@ SEQUENCE = 13
 WHOLE_FIELD = range(8, 13)
 PREFIX = WHOLE_FIELD.start  # the fewest words an indexed sequence has
 
-# Runs of letters and digits. Python's \w is str.isalnum() plus "_"; without "_" it is exactly
-# the categories L* and N* (tests/unit/test_decontamination.py checks every code point).
-_LETTERS_AND_DIGITS = re.compile(r"[^\W_]+")
-_ASCII_SEPARATORS = bytes(c if chr(c).isascii() and chr(c).isalnum() else 0x20 for c in range(256))
-_ASCII_SEPARATORS_STR = {c: " " for c in range(128) if not chr(c).isalnum()}
+# Python's \W is "not str.isalnum()", and \w adds "_": so [\W_] is exactly "not in the categories L*
+# and N*" (tests/unit/test_decontamination.py checks the words of every code point).
+_NOT_LETTERS_OR_DIGITS = re.compile(r"[\W_]+")
+# Bytes of ASCII letters lower-cased, ASCII digits kept, other ASCII a space; UTF-8 bytes of other
+# characters (>= 0x80) kept: the encoding error handler below has dealt with them.
+_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if c >= 0x80 or chr(c).isalnum() else 0x20 for c in range(256))
+_CAPITAL_SIGMA = "\u03a3"
+
+
+def _non_ascii_words(error: UnicodeEncodeError) -> tuple[bytes, int]:
+    """Encoding error handler: a run of non-ASCII characters lower-cased, those not letters or
+    digits made spaces, as UTF-8. Only these runs pay for Unicode; the ASCII around them is
+    done a byte at a time by ``bytes.translate``."""
+    run = error.object[error.start:error.end].lower()
+    return _NOT_LETTERS_OR_DIGITS.sub(" ", run).encode("utf-8"), error.end
+
+
+codecs.register_error("distill-non-ascii-words", _non_ascii_words)
 
 _BASE = 0x9E3779B97F4A7C15  # odd, so invertible mod 2^64
 _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
@@ -37,9 +51,7 @@ _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 
 def words_of(text: str) -> list[str]:
     """The words of ``text`` as SPEC 12 defines them."""
-    if text.isascii():  # NFKC leaves ASCII alone; its letters and digits are [a-z0-9] once lowered
-        return text.lower().translate(_ASCII_SEPARATORS_STR).split()
-    return _LETTERS_AND_DIGITS.findall(unicodedata.normalize("NFKC", text).lower())
+    return _canonical(text).decode("utf-8").split()
 
 
 @dataclass(frozen=True)
@@ -89,11 +101,15 @@ _POWERS = _Powers()
 
 
 def _canonical(text: str) -> bytes:
-    """The words of ``text``, UTF-8, each preceded and followed by one space: what is hashed."""
-    if text.isascii():
-        words = b" ".join(text.encode("ascii").lower().translate(_ASCII_SEPARATORS).split())
-    else:
-        words = " ".join(words_of(text)).encode("utf-8")
+    """The words of ``text``, UTF-8, each preceded and followed by one space: what is hashed.
+
+    NFKC leaves ASCII alone, and lower case maps each character on its own but the capital
+    sigma (final or not depends on its neighbours): such a text is lower-cased whole first."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        if _CAPITAL_SIGMA in text:
+            text = text.lower()
+    words = b" ".join(text.encode("ascii", "distill-non-ascii-words").translate(_ASCII_WORDS).split())
     return b" " + words + b" " if words else b" "
 
 
