@@ -190,8 +190,9 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 if args.latency_seconds > 0:
                     rate = args.latency_rate or max(1.0, result["runs_per_s"] / 2)
                     result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end,
-                                                      workers, args.latency_samples)
+                                                      workers.check_alive, args.latency_samples)
                     result["latency"]["fixed_rate"] = args.latency_rate
+            assigned.cancel()
             final = workers.status()
             result["peak_rss_mib"] = final["VmHWM"] / 1024
             result["peak_rss_all_workers_mib"] = final["VmHWM_sum"] / 1024
