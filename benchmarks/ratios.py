@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 
@@ -50,12 +51,13 @@ def markdown(result: dict) -> str:
     ceiling_cpu = 1000 * ceiling["cpu_s"] / result["runs"]
     peer_rss = peer["peak_rss_mib"]
     lines = [
-        f"One sitting, {result['started'][:10]} ({result['started'][11:16]} UTC), code `{code.get('commit')}`"
-        + (" with uncommitted changes" if code.get("uncommitted") else "") + f": {result['runs']:,} runs, "
-        f"{result['order']} order, {result['partitions']} partitions, {result['guarantee']}, on {machine['cpus']} cores "
-        f"shared by the broker, the processes measured and the benchmark (load average "
-        f"{machine['load_average_at_start'][0]:.1f} at the start, {(machine.get('load_average_at_end') or [0])[0]:.1f} "
-        "at the end). Command:",
+        textwrap.fill(
+            f"One sitting, {result['started'][:10]} ({result['started'][11:16]} UTC), code `{code.get('commit')}`"
+            + (" with uncommitted changes" if code.get("uncommitted") else "") + f": {result['runs']:,} runs, "
+            f"{result['order']} order, {result['partitions']} partitions, {result['guarantee']}, on {machine['cpus']} "
+            f"cores shared by the broker, the processes measured and the benchmark (load average "
+            f"{machine['load_average_at_start'][0]:.1f} at the start, "
+            f"{(machine.get('load_average_at_end') or [0])[0]:.1f} at the end). Command:", width=96),
         "",
         "```sh",
         result.get("command", "bash scripts/bench.sh --peer"),
@@ -73,10 +75,11 @@ def markdown(result: dict) -> str:
         f"| peak RSS, MiB | {pipe['peak_rss_mib']:,.0f} | {peer_rss:,.0f} (the larger) | | "
         f"{pipe['peak_rss_mib'] / peer_rss:.2f} | |",
         "",
-        f"The peer's outputs {'matched' if peer['outputs_match'] else 'did NOT match'} the corpus (RAG and SFT "
-        "counts, quarantine reasons) in both runs"
-        + (", and its samples were the pipeline's byte for byte." if peer["samples_same_as_pipeline"] else
-           "; its samples DIFFERED from the pipeline's."),
+        textwrap.fill(
+            f"The peer's outputs {'matched' if peer['outputs_match'] else 'did NOT match'} the corpus (RAG and SFT "
+            "counts, quarantine reasons) in both runs"
+            + (", and its samples were the pipeline's byte for byte." if peer["samples_same_as_pipeline"] else
+               "; its samples DIFFERED from the pipeline's."), width=96),
     ]
     return "\n".join(lines)
 
