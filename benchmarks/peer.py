@@ -127,7 +127,8 @@ async def run_peer(settings: DistillSettings, python: Path, label: str, runs: in
     await create_outputs(settings, list(outputs.values()))
     spawned = time.time()
     process = start(python, settings, group, label, work, commit_interval)
-    assigned = asyncio.create_task(first_assignment(settings, group, lambda: proc_status(process.pid).get("cpu_s", 0.0)))
+    cpu_s = lambda: proc_status(process.pid).get("cpu_s", 0.0)  # noqa: E731
+    assigned = asyncio.create_task(first_assignment(settings, group, cpu_s))
     try:
         async with Probe(settings) as probe:
             targets = await probe.ends(list(peer_inputs(settings)))

@@ -37,8 +37,9 @@ def peer_rows(result: dict) -> list[tuple[str, str]]:
                                                      f"{pipe['cpu_s_per_1000_runs']:.2f} CPU-s per 1000 runs"),
             ("pipeline / peer", f"{result['ratio_pipeline_to_peer']:.2f}x the runs/s, "
                                 f"{result['cpu_ratio_pipeline_to_peer']:.2f}x the CPU per run"),
-            ("pipeline / ceiling, peer / ceiling", f"{result['ratio_pipeline_to_ceiling_from_first_input']:.3f}, "
-                                                   f"{result['ratio_peer_to_ceiling']:.3f}  (input messages per second)"),
+            ("pipeline / ceiling, peer / ceiling",
+             f"{result['ratio_pipeline_to_ceiling_from_first_input']:.3f}, "
+             f"{result['ratio_peer_to_ceiling']:.3f}  (input messages per second)"),
         ]
     return rows
 

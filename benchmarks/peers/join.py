@@ -126,7 +126,8 @@ def on_message(state: State, raw: bytes | None, source: Source, is_evidence: boo
     if errors:
         run_id = task_id = None
         if obj is not None:
-            run_id, task_id = obj.get("run_id") or obj.get("evidence_run_id"), obj.get("task_id") or obj.get("evidence_task_id")
+            run_id = obj.get("run_id") or obj.get("evidence_run_id")
+            task_id = obj.get("task_id") or obj.get("evidence_task_id")
         return [quarantine("input", "schema_violation", f"{source.topic}:{source.partition}:{source.offset}", errors,
                            source, run_id=run_id if isinstance(run_id, str) else None,
                            task_id=task_id if isinstance(task_id, str) else None, record=obj,
