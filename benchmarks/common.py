@@ -3,12 +3,14 @@ clients and probes, and the processes it started (stopped for sure at the end)."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -66,6 +68,17 @@ async def create_topics(settings: DistillSettings, names: list[str], partitions:
                                    for n in names])
     finally:
         await admin.close()
+
+
+async def delete_benchmark_topics(settings: DistillSettings) -> list[str]:
+    """Every topic of this benchmark: its prefix, its worker's application id, and the peer's
+    Quix changelogs (``changelog__{prefix}peer-...``), which hold the prefix inside their names."""
+    async with kafka_io.started(kafka_io.admin(settings)) as client:
+        doomed = [t for t in await client.list_topics()
+                  if settings.topic_prefix in t or t.startswith(settings.application_id + "-")]
+        if doomed:
+            await client.delete_topics(doomed)
+        return doomed
 
 
 async def partitions_of(client: AIOKafkaConsumer, names: list[str]) -> list[TopicPartition]:
@@ -141,6 +154,26 @@ async def time_range(settings: DistillSettings, names: list[str]) -> tuple[float
     finally:
         await reader.stop()
     return first, last
+
+
+async def first_assignment(settings: DistillSettings, group: str, cpu_s: Callable[[], float]) -> tuple[float, float]:
+    """When ``group`` first has its partitions (state Stable, a member with an assignment) and
+    ``cpu_s()`` then: the start of the clock "first input to last output", the same for the
+    worker and the peer (neither says when it read its first message; from here it may read,
+    after what it does on an assignment, e.g. restoring its state). Polls every 20 ms."""
+    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
+    await admin.start()
+    try:
+        while True:
+            with contextlib.suppress(Exception):  # the coordinator may not know the group yet
+                for response in await admin.describe_consumer_groups([group]):
+                    for described in response.groups:
+                        state, members = described[2], described[5]
+                        if state == "Stable" and any(member[4] for member in members):
+                            return time.time(), cpu_s()
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
 
 
 STARTED: list[subprocess.Popen] = []  # workers of this run, stopped for sure in main()

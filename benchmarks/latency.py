@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -18,10 +18,6 @@ from streams.broker import kafka_io
 from streams.broker.kafka_io import default_partition
 from streams.faust_app.outbox import send_records
 from streams.settings import DistillSettings
-
-if TYPE_CHECKING:
-    from benchmarks.pipeline import Workers
-
 
 def write_latency_samples(path: Path, published: dict[bytes, float], arrived: dict[bytes, float],
                           run_keys: dict[bytes, bytes], partitions: int) -> None:
@@ -58,8 +54,9 @@ async def send_runs(producer: AIOKafkaProducer, settings: DistillSettings, runs:
 
 
 async def latency(settings: DistillSettings, rate: float, seconds: float, after: int,
-                  workers: Workers, samples_path: Path | None = None) -> dict:
-    """Publish runs at ``rate`` runs/s; time each score's publish to its SFT/RAG sample."""
+                  check_alive: Callable[[], None], samples_path: Path | None = None) -> dict:
+    """Publish runs at ``rate`` runs/s; time each score's publish to its SFT/RAG sample
+    (``check_alive`` raises if a worker died meanwhile)."""
     n = max(1, int(rate * seconds))
     runs = Runs(n, seed=SEED + 1, id_prefix="lat", start=after + 60, span=max(60, int(seconds)))
     # aiokafka's default lets the broker hold a fetch 500 ms, which this probe would add to
@@ -110,7 +107,7 @@ async def latency(settings: DistillSettings, rate: float, seconds: float, after:
         await producer.flush()
         wait_until = time.monotonic() + 60
         while time.monotonic() < wait_until and not published.keys() <= arrived.keys():
-            workers.check_alive()
+            check_alive()
             await asyncio.sleep(0.1)
         stop.set()
         await consumer_task

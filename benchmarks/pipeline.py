@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, log, proc_status, time_range
+from benchmarks.common import (
+    HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, time_range,
+)
 from benchmarks.corpus import Runs
 from benchmarks.latency import latency
 from streams.broker import kafka_io
@@ -108,6 +110,8 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
         result["code"] = code_version()
         spawned = time.time()
         async with worker_processes(settings, args.workers, args.profile) as workers:
+            assigned = asyncio.create_task(first_assignment(settings, settings.application_id,
+                                                            lambda: workers.status()["cpu_s"]))
             while sum((await probe.ends(out_topics)).values()) == 0:
                 workers.check_alive()
                 if time.time() - spawned > 300:
@@ -180,6 +184,14 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                     "output_messages": {t: sum((await probe.ends([settings.topic(t)])).values())
                                         for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine")},
                 }
+                if assigned.done() and not assigned.exception():
+                    assigned_at, cpu_at_assigned = assigned.result()
+                    result |= {  # the clock of the peer's figures (benchmarks/peer.py)
+                        "assigned_s": assigned_at - spawned,
+                        "first_input_to_last_output_s": last - assigned_at,
+                        "runs_per_s_from_first_input": runs.n / (last - assigned_at),
+                        "cpu_s_per_1000_runs": 1000 * (status["cpu_s"] - cpu_at_assigned) / runs.n,
+                    }
                 result["produced_offsets"] = await produced_offsets(settings, probe)
                 result["produced_per_run"] = sum(result["produced_offsets"].values()) / runs.n
                 result["quarantine"] = await quarantine_reasons(settings)
@@ -190,8 +202,9 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 if args.latency_seconds > 0:
                     rate = args.latency_rate or max(1.0, result["runs_per_s"] / 2)
                     result["latency"] = await latency(settings, rate, args.latency_seconds, runs.end,
-                                                      workers, args.latency_samples)
+                                                      workers.check_alive, args.latency_samples)
                     result["latency"]["fixed_rate"] = args.latency_rate
+            assigned.cancel()
             final = workers.status()
             result["peak_rss_mib"] = final["VmHWM"] / 1024
             result["peak_rss_all_workers_mib"] = final["VmHWM_sum"] / 1024

@@ -7,6 +7,7 @@ import contextlib
 import json
 
 from benchmarks.common import HOTSPOTS_JSON, PROFILE_TXT, RESULTS, ROOT
+from benchmarks.ratios import markdown, peer_rows
 
 
 def estimate(runs: int, guarantee: str, partitions: int, order: str, workers: int) -> str | None:
@@ -42,7 +43,7 @@ def render(result: dict) -> str:
                                                      f"{result['guarantee']} / {result['order']}"
                                    + ("  (worker under pyinstrument)" if result["profile"] else "")),
         ("worker settings", ", ".join(f"{k} {v}" for k, v in result.get("worker_settings", {}).items())),
-        ("publish (4 topics)", f"{pub['seconds']:.1f} s"),
+        (f"publish ({6 if 'peer' in result else 4} topics)", f"{pub['seconds']:.1f} s"),
         ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
                                           f"{c['seconds']:.1f} s, {c['cpu_s']:.1f} s CPU)"),
         ("Faust floor (forward each input once)", f"{result['faust_floor']['messages_per_s']:,.0f} msg/s"
@@ -103,6 +104,7 @@ def render(result: dict) -> str:
                     if result.get("workers", 1) > 1 else "")
                  + (f"  ({p['peak_rss_after_processing_mib']:,.0f} MiB after the batch)"
                     if "peak_rss_after_processing_mib" in p else "")))
+    rows += peer_rows(result)
     rows.append(("load average start / end", f"{result['machine']['load_average_at_start']} / "
                                              f"{result['machine'].get('load_average_at_end')} "
                                              f"on {result['machine']['cpus']} CPUs"))
@@ -124,4 +126,7 @@ def render(result: dict) -> str:
         for entry in hot["self_by_package"][:10]:
             lines.append(f"    {entry['share_of_busy']:6.1%}  {entry['package']}")
         lines += ["", f"  text tree: {PROFILE_TXT.relative_to(ROOT)}; summary: {HOTSPOTS_JSON.relative_to(ROOT)}"]
+    if "ratio_pipeline_to_peer" in result:
+        lines += ["", "README table of this sitting (also: .venv/bin/python -m benchmarks.ratios RESULT.json):", "",
+                  markdown(result)]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput, latency and memory of the stream processor on the local broker.
 
-    bash scripts/bench.sh --runs N [--workers W] [--partitions P] [--guarantee G] [--json] [--profile]
+    bash scripts/bench.sh --runs N [--workers W] [--partitions P] [--guarantee G] [--json] [--profile] [--peer]
 
 One invocation, under a fresh topic prefix (``bench.<random>.``) whose topics are all
 deleted at the end, does:
@@ -21,16 +21,21 @@ deleted at the end, does:
    ``--latency-seconds`` (evidence, then its score); time from a score's publish to its
    SFT sample (accepted runs) or RAG sample (partially accepted) on the output topic;
 5. the worker's peak RSS (``VmHWM`` of /proc/<pid>/status), its RSS at each tenth of the
-   input committed (does memory grow with the runs processed?), and CPU time.
+   input committed (does memory grow with the runs processed?), and CPU time;
+6. with ``--peer``: the Python peer (``benchmarks/peers/``: Quix Streams doing the pipeline's
+   RAG/SFT work, exactly-once) on the same runs right before and right after the pipeline,
+   its outputs checked, and the ratios of the pipeline to it and to the ceiling on one clock
+   (first input to last output) — the only figures comparable across days (``peer.py``).
 
 Results go to stdout (a table, or JSON with ``--json``) and to
-``benchmarks/results/<guarantee>-p<P>[-w<W>]-<order>-<N>.json``; a later run prints an estimate of its
+``benchmarks/results/<guarantee>-p<P>[-w<W>]-<order>-<N>[-peer].json``; a later run prints an estimate of its
 duration from the largest earlier result. ``--profile`` runs the worker under
 pyinstrument and writes ``benchmarks/profile.txt`` and ``benchmarks/hotspots.json``.
 
 This file is the command; the phases are modules beside it: ``corpus.py`` (the runs and their
 publication), ``ceiling.py`` (the ceiling and the Faust floor), ``pipeline.py`` (the workers),
-``latency.py``, ``report.py`` (the table, the estimate), ``common.py`` (what they share).
+``latency.py``, ``peer.py`` (the peer's runs and checks), ``report.py`` (the table, the estimate),
+``ratios.py`` (the peer's rows, the README table), ``common.py`` (what they share).
 """
 
 
@@ -51,8 +56,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.ceiling import ceiling, faust_floor  # noqa: E402
-from benchmarks.common import HOTSPOTS_JSON, RESULTS, create_topics, log, stop_leftovers  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    HOTSPOTS_JSON, RESULTS, create_topics, delete_benchmark_topics, log, stop_leftovers,
+)
 from benchmarks.corpus import SEED, Runs, publish  # noqa: E402
+from benchmarks.peer import peer_inputs, read_outputs, run_peer, summary  # noqa: E402
+from benchmarks.peers.venv import peer_python, quix_version  # noqa: E402
 from benchmarks.pipeline import pipeline  # noqa: E402
 from benchmarks.report import estimate, render  # noqa: E402
 from streams.broker import kafka_io  # noqa: E402
@@ -73,6 +82,7 @@ async def benchmark(args) -> dict:
         "runs": args.runs, "partitions": args.partitions, "workers": args.workers, "guarantee": args.guarantee, "profile": args.profile,
         "order": args.order,
         "prefix": settings.topic_prefix, "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(["bash scripts/bench.sh", *sys.argv[1:]]),
         # Settings a DISTILL_* variable may have changed for this run, so results say what they measured.
         "worker_settings": settings.model_dump(include={"state_memory_mib", "standby_replicas"}),
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -82,12 +92,15 @@ async def benchmark(args) -> dict:
     failed = True
     try:
         await kafka_io.ensure_topics(settings)
-        await create_topics(settings, [*ceiling_in, ceiling_out], args.partitions)
+        targets = [tuple(ceiling_in), (settings.topic("evidence"), settings.topic("scored-runs"))]
+        if args.peer:
+            targets.append(peer_inputs(settings))
+        await create_topics(settings, [*ceiling_in, ceiling_out, *(peer_inputs(settings) if args.peer else ())],
+                            args.partitions)
         runs = Runs(args.runs, seed=args.seed)
-        log(f"publishing {args.runs:,} runs (evidence + score) to the ceiling's and the pipeline's inputs")
-        result["publish"] = await publish(settings, runs, [tuple(ceiling_in),
-                                                           (settings.topic("evidence"), settings.topic("scored-runs"))],
-                                          args.order)
+        log(f"publishing {args.runs:,} runs (evidence + score) to the ceiling's, the pipeline's"
+            f"{' and the peer' if args.peer else ''}'s inputs")
+        result["publish"] = await publish(settings, runs, targets, args.order)
         log(f"published in {result['publish']['seconds']:.1f} s; ceiling: copying {2 * args.runs:,} messages")
         result["ceiling"] = await ceiling(settings, ceiling_in, ceiling_out, 2 * args.runs)
         log(f"ceiling: {result['ceiling']['messages_per_s']:,.0f} messages/s; Faust floor: forwarding them")
@@ -96,10 +109,23 @@ async def benchmark(args) -> dict:
         result["faust_floor"] = await faust_floor(settings, ceiling_in, floor_out, 2 * args.runs, work)
         log(f"Faust floor: {result['faust_floor']['messages_per_s']:,.0f} messages/s")
         await kafka_io.delete_topics(settings, [*ceiling_in, ceiling_out, floor_out])  # free the disk early
-        result["pipeline"] = await pipeline(settings, runs, result["publish"]["categories"], args)
+        categories = result["publish"]["categories"]
+        if args.peer:  # right before and right after the pipeline, on the same runs
+            before = await run_peer(settings, args.peer_python, "before", args.runs, categories, work,
+                                    args.peer_commit_interval, args.timeout)
+        result["pipeline"] = await pipeline(settings, runs, categories, args)
         result["ratio_pipeline_to_ceiling"] = result["pipeline"]["messages_per_s"] / result["ceiling"]["messages_per_s"]
         result["ratio_pipeline_to_faust_floor"] = (result["pipeline"]["messages_per_s"]
                                                    / result["faust_floor"]["messages_per_s"])
+        if args.peer:
+            after = await run_peer(settings, args.peer_python, "after", args.runs, categories, work,
+                                   args.peer_commit_interval, args.timeout)
+            theirs = await read_outputs(settings, {"rag": settings.topic("rag-samples"),
+                                                   "sft": settings.topic("sft-samples"),
+                                                   "quarantine": settings.topic("quarantine")})
+            result["peer"] = summary(before, after, theirs["digests"], exact=args.latency_seconds <= 0,
+                                     commit_interval=args.peer_commit_interval, version=quix_version())
+            add_peer_ratios(result)
         result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         failed = False
     finally:
@@ -107,7 +133,7 @@ async def benchmark(args) -> dict:
             log(f"topics kept: DISTILL_TOPIC_PREFIX={settings.topic_prefix} (delete them when done)")
         else:
             with contextlib.suppress(Exception):
-                deleted = await kafka_io.delete_prefixed(settings)
+                deleted = await delete_benchmark_topics(settings)
                 log(f"deleted {len(deleted)} topics of {settings.topic_prefix} / {settings.application_id}")
         if args.keep_state or failed:
             log(f"worker state and log kept in {work}")
@@ -117,6 +143,24 @@ async def benchmark(args) -> dict:
         result["hotspots"] = json.loads(HOTSPOTS_JSON.read_text())
     return result
 
+
+def add_peer_ratios(result: dict) -> None:
+    """The pipeline over the mean of the two peer runs, rate and CPU, on one clock for both: from
+    the first input (the consumer group's first assignment) to the last RAG/SFT/quarantine output
+    (its Kafka timestamp); and both against the ceiling (input messages per second).
+
+    Not first to last output: the peer reads a backlog of files order evidence first (Quix
+    Streams aligns the two topics by timestamp), so its first output comes after all evidence."""
+    pipe, peer = result["pipeline"], result["peer"]
+    if "runs_per_s_from_first_input" not in pipe:
+        return  # stopped by --timeout: no last output
+    peer_rate = sum(peer["runs_per_s"]) / len(peer["runs_per_s"])
+    peer_cpu = sum(peer["cpu_s_per_1000_runs"]) / len(peer["cpu_s_per_1000_runs"])
+    result["ratio_pipeline_to_peer"] = pipe["runs_per_s_from_first_input"] / peer_rate
+    result["cpu_ratio_pipeline_to_peer"] = pipe["cpu_s_per_1000_runs"] / peer_cpu
+    result["ratio_peer_to_ceiling"] = 2 * peer_rate / result["ceiling"]["messages_per_s"]
+    result["ratio_pipeline_to_ceiling_from_first_input"] = (2 * pipe["runs_per_s_from_first_input"]
+                                                           / result["ceiling"]["messages_per_s"])
 
 
 def main() -> None:
@@ -153,6 +197,12 @@ def main() -> None:
     parser.add_argument("--keep-topics", action="store_true",
                         help="do not delete the benchmark's topics (to inspect them with distill stats; debugging)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--peer", action="store_true",
+                        help="also run the Python peer (benchmarks/peers/, Quix Streams, exactly-once) on the same "
+                             "runs right before and right after the pipeline, check its outputs, and report the "
+                             "pipeline's ratios to it (its environment is made once under .local/venvs/)")
+    parser.add_argument("--peer-commit-interval", type=float, default=5.0, metavar="S",
+                        help="the peer's commit interval (default %(default)s: Quix Streams' own)")
     args = parser.parse_args()
     if not 1 <= args.workers <= args.partitions:
         parser.error("--workers must be between 1 and --partitions (a worker without a partition idles)")
@@ -163,6 +213,8 @@ def main() -> None:
             import pyinstrument  # noqa: F401
         except ImportError:
             parser.error("--profile needs pyinstrument: .venv/bin/pip install pyinstrument")
+    if args.peer:
+        args.peer_python = peer_python()  # made before the sitting, not in it
     guess = estimate(args.runs, args.guarantee, args.partitions, args.order, args.workers)
     if guess:
         log(guess)
@@ -173,7 +225,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = (f"{args.guarantee}-p{args.partitions}{f'-w{args.workers}' if args.workers > 1 else ''}"
             f"-{args.order}-{args.runs}"
-            f"{'-profile' if args.profile else ''}.json")
+            f"{'-profile' if args.profile else ''}{'-peer' if args.peer else ''}.json")
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1) if args.json else render(result))
 

@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.broker.topics import TOPIC_SPECS, TopicSpec
@@ -164,6 +165,17 @@ async def _partition_counts(client: AIOKafkaAdminClient, names: list[str]) -> di
         return {}
     described = await client.describe_topics(wanted)
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+async def topic_config(settings: DistillSettings, name: str, key: str) -> str | None:
+    """The value a topic has now for config ``key`` (its own, else the broker's default)."""
+    async with started(admin(settings)) as client:
+        [response] = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, {key: None})])
+    for resource in response.resources:  # (error code, message, type, name, entries): an entry is (key, value, ...)
+        for entry in resource[4]:
+            if entry[0] == key:
+                return entry[1]
+    return None
 
 
 async def partition_count(client: AIOKafkaAdminClient, name: str) -> int | None:

@@ -53,8 +53,8 @@ class Published:
 async def add_eval_set(settings: DistillSettings, eval_set: EvalSet) -> Published:
     """Publish ``eval_set`` whole, replacing the set of that name if there is one."""
     records = [encode_item(item) for item in eval_set.items]
-    _check_sizes(eval_set.name, records)
     await kafka_io.ensure_topics(settings)
+    await _check_sizes(settings, eval_set.name, records)
     old = await _keys_of(settings, eval_set.name)
     gone = sorted(old - {key for key, _ in records})
     await _publish(settings, eval_set.name, records + [(key, None) for key in gone])
@@ -91,15 +91,24 @@ async def list_eval_sets(settings: DistillSettings, sequences: bool = False) -> 
     ]
 
 
-def _check_sizes(name: str, records: list[tuple[bytes, bytes]]) -> None:
-    limit = EVAL_SETS.max_message_bytes - RECORD_OVERHEAD
-    for key, value in records:
-        if len(key) + len(value) > limit:
-            item = loads(value)["item_id"]
-            raise EvalSetError(
-                f"evaluation set {name!r}, item {item!r}: {len(key) + len(value):,} bytes on the topic, more than "
-                f"the {limit:,} a message of {EVAL_SETS.name} may have.\n"
-                "Operator action: index fewer fields of this set (--field), or leave the item out.")
+async def _check_sizes(settings: DistillSettings, name: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Every record fits a message of the topic as it is (a topic made before its limit was
+    raised keeps the broker's 1 MiB)."""
+    topic = settings.topic(EVAL_SETS.name)
+    largest = max(records, key=lambda record: len(record[0]) + len(record[1]))
+    size = len(largest[0]) + len(largest[1])
+    limit = int(await kafka_io.topic_config(settings, topic, "max.message.bytes") or EVAL_SETS.max_message_bytes)
+    if size + RECORD_OVERHEAD <= limit:
+        return
+    action = "index fewer fields of this set (--field), or leave the item out."
+    if limit < EVAL_SETS.max_message_bytes:
+        action = (f"raise the topic's limit to the {EVAL_SETS.max_message_bytes:,} bytes distill gives it (e.g. "
+                  f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} "
+                  f"--add-config max.message.bytes={EVAL_SETS.max_message_bytes}), or " + action)
+    raise EvalSetError(
+        f"evaluation set {name!r}, item {loads(largest[1])['item_id']!r}: {size:,} bytes on the topic, more than "
+        f"the {limit - RECORD_OVERHEAD:,} a message of {topic} may have (its max.message.bytes is {limit:,}).\n"
+        f"Operator action: {action}")
 
 
 async def _keys_of(settings: DistillSettings, name: str) -> set[bytes]:

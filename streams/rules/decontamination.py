@@ -7,11 +7,12 @@ words; a field of 8-12 words contributes itself whole; a shorter field nothing.
 The index is exact and cheap per text. A run of words is hashed as its UTF-8 bytes, each word
 followed by one space, with a polynomial hash mod 2^64 (an odd base, so invertible): prefix
 sums over a text's bytes give the hash of every run of n words in a few numpy operations,
-never one Python call per word or run. The hashes sit in sorted uint64 arrays beside a payload
-array naming the item field; a text's runs are looked up with one ``searchsorted`` per table,
-and a hit is confirmed on the field's own words, so a hash collision never flags a text.
+never one Python call per word or run. The hashes sit in a sorted uint64 array beside a payload
+array naming the item field; a text's runs are looked up with one ``searchsorted``, and a hit
+is confirmed on the field's own words, so a hash collision never flags a text.
 """
 
+import codecs
 import hashlib
 import json
 import re
@@ -25,11 +26,24 @@ SEQUENCE = 13
 WHOLE_FIELD = range(8, 13)
 PREFIX = WHOLE_FIELD.start  # the fewest words an indexed sequence has
 
-# Runs of letters and digits. Python's \w is str.isalnum() plus "_"; without "_" it is exactly
-# the categories L* and N* (tests/unit/test_decontamination.py checks every code point).
-_LETTERS_AND_DIGITS = re.compile(r"[^\W_]+")
-_ASCII_SEPARATORS = bytes(c if chr(c).isascii() and chr(c).isalnum() else 0x20 for c in range(256))
-_ASCII_SEPARATORS_STR = {c: " " for c in range(128) if not chr(c).isalnum()}
+# Python's \W is "not str.isalnum()", and \w adds "_": so [\W_] is exactly "not in the categories L*
+# and N*" (tests/unit/test_decontamination.py checks the words of every code point).
+_NOT_LETTERS_OR_DIGITS = re.compile(r"[\W_]+")
+# Bytes of ASCII letters lower-cased, ASCII digits kept, other ASCII a space; UTF-8 bytes of other
+# characters (>= 0x80) kept: the encoding error handler below has dealt with them.
+_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if c >= 0x80 or chr(c).isalnum() else 0x20 for c in range(256))
+_CAPITAL_SIGMA = "\u03a3"
+
+
+def _non_ascii_words(error: UnicodeEncodeError) -> tuple[bytes, int]:
+    """Encoding error handler: a run of non-ASCII characters lower-cased, those not letters or
+    digits made spaces, as UTF-8. Only these runs pay for Unicode; the ASCII around them is
+    done a byte at a time by ``bytes.translate``."""
+    run = error.object[error.start:error.end].lower()
+    return _NOT_LETTERS_OR_DIGITS.sub(" ", run).encode("utf-8"), error.end
+
+
+codecs.register_error("distill-non-ascii-words", _non_ascii_words)
 
 _BASE = 0x9E3779B97F4A7C15  # odd, so invertible mod 2^64
 _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
@@ -37,9 +51,7 @@ _BASE_INVERSE = pow(_BASE, -1, 1 << 64)
 
 def words_of(text: str) -> list[str]:
     """The words of ``text`` as SPEC 12 defines them."""
-    if text.isascii():  # NFKC leaves ASCII alone; its letters and digits are [a-z0-9] once lowered
-        return text.lower().translate(_ASCII_SEPARATORS_STR).split()
-    return _LETTERS_AND_DIGITS.findall(unicodedata.normalize("NFKC", text).lower())
+    return _canonical(text).decode("utf-8").split()
 
 
 @dataclass(frozen=True)
@@ -89,11 +101,15 @@ _POWERS = _Powers()
 
 
 def _canonical(text: str) -> bytes:
-    """The words of ``text``, UTF-8, each preceded and followed by one space: what is hashed."""
-    if text.isascii():
-        words = b" ".join(text.encode("ascii").lower().translate(_ASCII_SEPARATORS).split())
-    else:
-        words = " ".join(words_of(text)).encode("utf-8")
+    """The words of ``text``, UTF-8, each preceded and followed by one space: what is hashed.
+
+    NFKC leaves ASCII alone, and lower case maps each character on its own but the capital
+    sigma (final or not depends on its neighbours): such a text is lower-cased whole first."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        if _CAPITAL_SIGMA in text:
+            text = text.lower()
+    words = b" ".join(text.encode("ascii", "distill-non-ascii-words").translate(_ASCII_WORDS).split())
     return b" " + words + b" " if words else b" "
 
 
@@ -150,18 +166,19 @@ class _Table:
     def nbytes(self) -> int:
         return self.hashes.nbytes + self.ranks.nbytes
 
-    def hits(self, keys: np.ndarray) -> list[tuple[int, int]]:
-        """(index in ``keys``, field rank) of every entry whose hash is one of ``keys``."""
-        last = len(self.hashes) - 1
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which ``keys`` are in the table (their indexes), and where each one's entries begin."""
         at = self.hashes.searchsorted(keys)
-        np.minimum(at, last, out=at)
-        found = []
-        for position in (self.hashes[at] == keys).nonzero()[0].tolist():
-            index = int(at[position])
-            while index <= last and self.hashes[index] == keys[position]:
-                found.append((position, int(self.ranks[index])))
-                index += 1
-        return found
+        np.minimum(at, len(self.hashes) - 1, out=at)
+        found = (self.hashes[at] == keys).nonzero()[0]
+        return found, at[found]
+
+    def ranks_at(self, index: int) -> list[int]:
+        """The field ranks of the entries from ``index`` on that share its hash."""
+        end = index + 1
+        while end < len(self.hashes) and self.hashes[end] == self.hashes[index]:
+            end += 1
+        return self.ranks[index:end].tolist()
 
 
 class EvalIndex:
@@ -219,13 +236,16 @@ class EvalIndex:
         runs = len(keys)
         if self._whole_fields:
             keys = np.concatenate((keys, hashed.runs(PREFIX)))
-        hits = self._table.hits(keys)
-        if not hits:
+        found, at = self._table.find(keys)
+        if not len(found):
             return None
-        for first, rank in sorted((key if key < runs else key - runs, rank) for key, rank in hits):
-            if words := self._confirmed(hashed, first, rank):
-                set_name, item_id, field, _ = self._fields[rank]
-                return Contamination(set_name, item_id, field, words)
+        firsts = np.where(found < runs, found, found - runs)  # the text's word each hit starts at
+        for first in np.unique(firsts).tolist():
+            hits = (firsts == first).nonzero()[0].tolist()
+            for rank in sorted(rank for hit in hits for rank in self._table.ranks_at(int(at[hit]))):
+                if words := self._confirmed(hashed, first, rank):
+                    set_name, item_id, field, _ = self._fields[rank]
+                    return Contamination(set_name, item_id, field, words)
         return None
 
     def _confirmed(self, hashed: _Hashed, first: int, rank: int) -> str | None:
@@ -233,10 +253,13 @@ class EvalIndex:
         (the table only says that their hashes agree)."""
         field = _canonical(self._fields[rank][3])
         length = field.count(b" ") - 1
-        words = hashed.span(first, min(length, SEQUENCE))
-        if not words or field.find(b" " + words) < 0 or (length < SEQUENCE and b" " + words != field):
-            return None
-        return words[:-1].decode("utf-8")
+        if length >= SEQUENCE:
+            words = hashed.span(first, SEQUENCE)
+            contributed = bool(words) and field.find(b" " + words) >= 0
+        else:
+            words = hashed.span(first, length)
+            contributed = bool(words) and b" " + words == field
+        return words[:-1].decode("utf-8") if contributed else None
 
 
 def _version(items: list[EvalItem]) -> str:
@@ -244,4 +267,4 @@ def _version(items: list[EvalItem]) -> str:
     if not items:
         return ""
     content = [[i.set_name, i.item_id, sorted(i.fields.items())] for i in items]
-    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(content).encode("ascii")).hexdigest()[:16]

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager, suppress
 
 import orjson
 import pytest
+from aiokafka.admin import NewTopic
 from click.testing import CliRunner
 
 from streams.broker import kafka_io
@@ -111,8 +112,22 @@ async def test_an_item_too_large_for_the_topic_is_refused_before_anything_is_pub
     await kafka_io.ensure_topics(settings)
     before = await topic_state(settings)
     huge = EvalSet("huge", [EvalItem("huge", "0", {"text": "x " * (9 * 1024 * 1024)})], [])
-    with pytest.raises(EvalSetError, match=r"item '0': 18,874,\d{3} bytes on the topic, more than the 16,776,192"):
+    with pytest.raises(EvalSetError, match=r"item '0': 18,874,\d{3} bytes on the topic, more than the 16,776,192 "
+                                           r"a message of .* may have \(its max.message.bytes is 16,777,216\)"):
         await add_eval_set(settings, huge)
+    assert await topic_state(settings) == before
+
+
+async def test_a_topic_made_with_the_brokers_1_mib_limit_refuses_a_larger_item_and_says_how_to_raise_it(make_settings):
+    settings = make_settings()
+    name = settings.topic("eval-sets")
+    async with kafka_io.started(kafka_io.admin(settings)) as admin:
+        await admin.create_topics([NewTopic(name, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    before = await topic_state(settings)
+    big = EvalSet("big", [EvalItem("big", "0", {"text": "x " * (1024 * 1024)})], [])
+    with pytest.raises(EvalSetError) as refused:
+        await add_eval_set(settings, big)
+    assert f"--entity-name {name} --add-config max.message.bytes=16777216" in str(refused.value)
     assert await topic_state(settings) == before
 
 

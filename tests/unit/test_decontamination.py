@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.rules import decontamination
 from streams.rules.decontamination import Contamination, EvalIndex, EvalItem, words_of
 from tests.humaneval import FIELDS, humaneval_tasks
 
@@ -57,10 +56,24 @@ def test_marks_that_stay_marks_and_underscores_separate():
     assert words_of("snake_case __init__") == ["snake", "case", "init"]
 
 
-def test_the_word_pattern_is_exactly_the_categories_l_and_n():
+def spec_words(text: str) -> list[str]:
+    """SPEC 12 read literally, a character at a time."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return "".join(c if unicodedata.category(c)[0] in "LN" else " " for c in folded).split()
+
+
+def test_the_words_of_every_code_point_are_those_of_the_spec():
     everything = "".join(map(chr, range(sys.maxunicode + 1)))
-    kept = "".join(decontamination._LETTERS_AND_DIGITS.findall(everything))
-    assert kept == "".join(c for c in everything if unicodedata.category(c)[0] in "LN")
+    assert words_of(everything) == spec_words(everything)
+    # Short non-ASCII runs between ASCII letters, and no capital sigma (which lower-cases a text whole).
+    between_ascii = "a".join(c for c in map(chr, range(0x80, sys.maxunicode + 1, 7))
+                             if "\u03a3" not in unicodedata.normalize("NFKC", c))
+    assert words_of(between_ascii) == spec_words(between_ascii)
+
+
+def test_a_capital_sigma_lowers_by_its_neighbours_as_in_the_whole_text():
+    for text in ("ΟΔΟΣ", "ΟΔΟΣ'S", "AΣb", "xΣ.", "Σ", "ΑΣ—b", "İSTANBUL Kelvin \u212a"):
+        assert words_of(text) == spec_words(text), text
 
 
 # ---------------------------------------------------------------------------- what is indexed
