@@ -14,7 +14,7 @@ from streams.broker.topics import EVAL_SETS
 from streams.commands.evalset_files import EvalSet, check_name
 from streams.errors import EvalSetError
 from streams.faust_app.evalsets import decode_item, encode_item
-from streams.rules.decontamination import EvalIndex, EvalItem
+from streams.rules.decontamination import EvalIndex, EvalItem, version_of
 from streams.settings import DistillSettings
 
 RECORD_OVERHEAD = 1024  # a record batch's header and a record's framing, generously
@@ -73,6 +73,16 @@ async def remove_eval_set(settings: DistillSettings, name: str) -> int:
                            "Operator action: check the name (`distill evalset list`) and DISTILL_TOPIC_PREFIX.")
     await _publish(settings, name, [(key, None) for key in keys])
     return len(keys)
+
+
+async def evalset_version(settings: DistillSettings) -> str:
+    """The version of the sets on the topic now: what every worker judges its runs against
+    once its view has read them ("" for none, and for a topic not made yet)."""
+    name = settings.topic(EVAL_SETS.name)
+    if await kafka_io.missing_topics(settings, [name]):
+        return ""
+    live, _ = await kafka_io.latest_values(settings, name)
+    return version_of(item for key, value in live.items() if (item := decode_item(key, value)))
 
 
 async def list_eval_sets(settings: DistillSettings, sequences: bool = False) -> list[SetSummary]:

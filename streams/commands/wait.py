@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.codec import loads
 from streams.broker import kafka_io
+from streams.commands.evalset import evalset_version
 from streams.errors import WaitTimeout
 from streams.faust_app.tables import changelog_topic
 from streams.settings import DistillSettings

@@ -198,7 +198,7 @@ class EvalIndex:
     @classmethod
     def build(cls, items: Iterable[EvalItem]) -> "EvalIndex":
         """The index of ``items``; the same items in any order give the same index and version."""
-        items = sorted(items, key=lambda item: (item.set_name, item.item_id, sorted(item.fields.items())))
+        items = sorted(items, key=_canonical_order)
         fields = sorted((i.set_name, i.item_id, name, text) for i in items for name, text in i.fields.items())
         sets: dict[str, int] = {}
         for item in items:
@@ -214,7 +214,7 @@ class EvalIndex:
             else:
                 continue
             ranks.append(np.full(len(hashes[-1]), rank, np.uint32))
-        return cls(fields, sets, _version(items), _Table(hashes, ranks), whole_fields)
+        return cls(fields, sets, version_of(items), _Table(hashes, ranks), whole_fields)
 
     def __len__(self) -> int:
         return len(self._table)
@@ -262,8 +262,13 @@ class EvalIndex:
         return words[:-1].decode("utf-8") if contributed else None
 
 
-def _version(items: list[EvalItem]) -> str:
-    """A digest of the sets' content (``items`` in their canonical order); "" for no sets."""
+def _canonical_order(item: EvalItem) -> tuple:
+    return item.set_name, item.item_id, sorted(item.fields.items())
+
+
+def version_of(items: Iterable[EvalItem]) -> str:
+    """A digest of the sets' content, whatever the order of ``items``; "" for no sets."""
+    items = sorted(items, key=_canonical_order)
     if not items:
         return ""
     content = [[i.set_name, i.item_id, sorted(i.fields.items())] for i in items]

@@ -49,6 +49,7 @@ def settings(tmp_path) -> DistillSettings:
     return DistillSettings(
         topic_prefix="agent-test.", data_dir=tmp_path, web_enabled=False,
         processing_guarantee="at_least_once", join_timeout=3600, pair_window=86400, pair_grace=600,
+        dedup=False,  # samples straight to their topics; tests/agents/test_dedup_agent.py takes the hop
     )
 
 
@@ -57,6 +58,7 @@ def pipeline(settings) -> Pipeline:
     # The app is never started here: test_context() feeds the agents directly, no broker is dialled.
     pipeline = build_pipeline(settings, broker="kafka://127.0.0.1:1", store="memory://")
     pipeline.manifest.ready.set()
+    pipeline.evalsets.ready.set()  # no evaluation sets: the empty index
     PIPELINES[pipeline.app] = pipeline
     yield pipeline
     PIPELINES.pop(pipeline.app, None)

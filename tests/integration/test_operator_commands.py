@@ -25,6 +25,7 @@ from streams.broker import kafka_io
 from streams.broker.localkafka.broker import LocalKafka
 from streams.broker.topics import QUARANTINE
 from streams.settings import DistillSettings
+from tests.humaneval import HUMANEVAL_GZ as HUMANEVAL
 from tests.integration.conftest import SAMPLE_DATA, ingest, running_worker, settle_and_export
 
 pytestmark = pytest.mark.integration
@@ -208,6 +209,9 @@ COMMANDS = {
     "quarantine tail --follow": ["quarantine", "tail", "--follow"],
     "replay": ["replay", "--timeout", "30"],
     "worker": ["worker"],
+    "evalset add": ["evalset", "add", "humaneval", str(HUMANEVAL)],
+    "evalset list": ["evalset", "list"],
+    "evalset remove": ["evalset", "remove", "humaneval"],
 }
 
 
@@ -233,7 +237,8 @@ def test_demo_with_an_unreachable_bootstrap_ends_with_one_message(own_broker, tm
 
 
 @pytest.mark.parametrize("command, first_line", [
-    ("stats", "error: no 8 topics"),
+    ("stats", "error: no 10 topics"),
+    ("evalset list", "error: no topic it."),
     ("export", "error: no 4 topics"),
     ("quarantine tail", "error: topic it."),
     ("replay", "error: no 2 topics"),

@@ -22,7 +22,6 @@ from schemas import EvidenceRecord, PreferenceSample, QuarantineRecord, ScoredRu
 from schemas.codec import encode, loads
 from streams.rules import dedup, pairing
 from streams.rules.decontamination import EvalIndex, EvalItem
-from streams.rules.effects import Publish
 from streams.rules.firewall import GateOptions
 from streams.rules.join import RunState, on_evidence, on_score, rejudge
 from streams.rules.screening import ContentGates
