@@ -152,7 +152,8 @@ class _Reader:
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            self.fail(f"is not valid TOML: {exc}")
+            where = "" if " line " in str(exc) else f" (line {text.count(chr(10)) + 1})"  # "at end of document"
+            self.fail(f"is not valid TOML: {exc}{where}")
 
     def rule(self, raw: dict[str, Any], number: int, pool: dict[str, Rule]) -> Rule:
         rule_id = raw.get("id")

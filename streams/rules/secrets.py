@@ -40,7 +40,8 @@ PLACEHOLDER = "<SECRET:{rule_id}>"
 PLACEHOLDER_PATTERN = re.compile(f"<SECRET:{RULE_ID.pattern}>")
 _PLACEHOLDER_KEYWORD = "<secret:"
 _PLACEHOLDERS = -1  # the "rule index" of the placeholder keyword's hits: placeholders may be present
-MAX_REACH = 4096  # the window of a regex whose matches have no length bound
+MAX_REACH = 4096  # the reach of a regex whose matches have no length bound
+NEARBY = 256  # how far from a match its keyword may stand (when the keyword is not part of it)
 _UNBOUNDED = re_parser.MAXREPEAT
 _SEPARATOR = "\x00"  # between the strings of an object; no keyword holds it
 
@@ -196,6 +197,7 @@ def _reach(regex: re.Pattern[str]) -> int:
 
 def _windows(hits: list[tuple[int, int]], reach: int, size: int) -> list[tuple[int, int]]:
     """The windows around keyword hits, merged where they overlap."""
+    reach += NEARBY
     if len(hits) == 1:
         return [(max(0, hits[0][0] - reach), min(size, hits[0][1] + reach))]
     merged: list[tuple[int, int]] = []
