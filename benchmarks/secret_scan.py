@@ -1,6 +1,6 @@
 """Micro-benchmark of the secret scanner (SPEC 10: "the scan must not be a run's largest cost").
 
-    .venv/bin/python -m benchmarks.secret_scan [--texts N] [--size BYTES] [--seed S] [--json]
+    .venv/bin/python -m benchmarks.secret_scan [--texts N] [--size CHARS] [--seed S] [--json]
 
 Measures, with the default rules:
 
@@ -168,7 +168,7 @@ def main() -> None:
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--texts", type=int, default=500, help="texts (and records) per measurement (default 500)")
     parser.add_argument("--size", type=int, default=1500, help="characters per text (default 1500)")
-    parser.add_argument("--seed", type=int, default=20260427)
+    parser.add_argument("--seed", type=int, default=20260427, help="seed of the generated texts and records")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     args = parser.parse_args()
     results = measure(args.texts, args.size, args.seed)

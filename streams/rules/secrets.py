@@ -2,23 +2,29 @@
 
 The engine is gitleaks' with TruffleHog's windows, so that a clean text costs one pass:
 
-1. the text is lower-cased, keeping every offset (a character whose lower case is longer, such as
-   'İ', is kept as it is) and one Aho-Corasick pass finds every rule keyword at once;
+1. the text is lower-cased with every offset kept, and one Aho-Corasick pass (pyahocorasick)
+   finds every rule keyword at once. When all keywords are ASCII (the default pack), only ASCII
+   letters are lowered and every other character becomes "?" (three times faster than
+   ``str.lower`` on text with any non-ASCII character); otherwise a character whose lower case is
+   longer, such as 'İ', is kept as it is;
 2. only the rules whose keyword occurs run their regex, on the original text, and only within a
-   window around each keyword hit: ``reach`` characters on both sides, where reach is the longest
-   match the regex can make (``re``'s own parser computes it: 40 for ``ghp_``, ~260 for a URL
-   password, ~17,700 for a PEM block with its 16 KB body) or 4,096 for an unbounded regex. A match
-   that reaches the window's end is matched again from its start against the whole text, so an
-   unbounded regex still gets its whole match. Rules without keywords run on the whole text;
-3. the secret is the rule's ``secretGroup``; unset, gitleaks' rule: the first capture group that
-   matched something, else the whole match;
+   window around each keyword hit: ``reach + NEARBY`` characters on both sides, where reach is the
+   longest match the regex can make (``re``'s own parser computes it: 40 for ``ghp_``, 262 for a
+   URL password, ~17,700 for a PEM block with its 16 KB body) or ``MAX_REACH`` (4,096) for an
+   unbounded regex, and NEARBY (256) lets a keyword stand beside its match rather than in it. A
+   match that reaches the window's end is matched again from its start against the whole text, so
+   an unbounded regex still gets its whole match. Rules without keywords run on the whole text;
+3. the secret is the rule's ``secretGroup``; unset (or 0), gitleaks' rule: the first capture group
+   that matched something, else the whole match;
 4. a secret whose Shannon entropy does not exceed the rule's floor, or that an allowlist allows,
    is dropped, as is any match overlapping an existing ``<SECRET:...>`` placeholder;
 5. overlapping findings keep the earliest start, then the longest.
 
-``find`` repeats the scan on its own redaction until nothing more is found (a match dropped by the
-overlap rule may leave a remainder that a rule still matches once its neighbour is replaced), so
-``redact(redact(x)) == redact(x)`` whatever the rules.
+``find`` repeats the scan on its own redaction until nothing more is found, so that
+``redact(redact(x)) == redact(x)`` whatever the rules: a match dropped by the overlap rule may
+leave a remainder a rule still matches, and a replacement can create a word boundary (an AWS key
+glued to an Anthropic key is found once the latter is replaced). Each round replaces at least one
+character that is not a placeholder, so it ends.
 """
 
 import itertools
@@ -26,7 +32,7 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from re import _parser as re_parser  # the only way to know how long a match can be
@@ -38,8 +44,6 @@ from streams.rules.secret_rules import RULE_ID, Rule, load_rules
 
 PLACEHOLDER = "<SECRET:{rule_id}>"
 PLACEHOLDER_PATTERN = re.compile(f"<SECRET:{RULE_ID.pattern}>")
-_PLACEHOLDER_KEYWORD = "<secret:"
-_PLACEHOLDERS = -1  # the "rule index" of the placeholder keyword's hits: placeholders may be present
 MAX_REACH = 4096  # the reach of a regex whose matches have no length bound
 NEARBY = 256  # how far from a match its keyword may stand (when the keyword is not part of it)
 _UNBOUNDED = re_parser.MAXREPEAT
@@ -81,24 +85,30 @@ def lower_ascii(text: str) -> str:
 
 
 class SecretScanner:
+    """Rules compiled once (at the worker's start) with their keyword automaton; calls keep no state."""
+
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
         self.rule_ids = tuple(rule.id for rule in self._rules)
         self._reach = tuple(_reach(rule.regex) for rule in self._rules)
         self._everywhere = tuple(i for i, rule in enumerate(self._rules) if not rule.keywords)
-        by_keyword: dict[str, list[int]] = {_PLACEHOLDER_KEYWORD: [_PLACEHOLDERS]}
+        by_keyword: dict[str, list[int]] = {}
         for i, rule in enumerate(self._rules):
             for keyword in rule.keywords:
                 by_keyword.setdefault(keyword, []).append(i)
-        self._automaton = ahocorasick.Automaton()
+        self._automaton = ahocorasick.Automaton() if by_keyword else None  # an empty one cannot search
         for keyword, indexes in by_keyword.items():
             self._automaton.add_word(keyword, (len(keyword), tuple(indexes)))
-        self._automaton.make_automaton()
+        if self._automaton is not None:
+            self._automaton.make_automaton()
         self._lower = lower_ascii if all(keyword.isascii() for keyword in by_keyword) else lower_aligned
 
     def find(self, text: str) -> list[Finding]:
         """The secrets of ``text``: sorted, non-overlapping, none inside a placeholder."""
-        return self._settle(text, self._scan(text, self._keyword_hits(text)))
+        hits = self._keyword_hits(text)
+        if not hits and not self._everywhere:  # the common case, kept short
+            return []
+        return self._settle(text, self._scan(text, hits))
 
     def redact(self, text: str) -> tuple[str, list[Finding]]:
         """``text`` with each secret replaced by its placeholder; the same object when none."""
@@ -118,10 +128,14 @@ class SecretScanner:
         found: list[tuple[str, Finding]] = []
         return _ObjectRedaction(self, hits_by_string, found).visit(obj, ""), found
 
+    def _keyword_matches(self, text: str) -> Iterable[tuple[int, tuple[int, tuple[int, ...]]]]:
+        """The one Aho-Corasick pass: (end index, (keyword length, its rules)) of every keyword."""
+        return self._automaton.iter(self._lower(text)) if self._automaton is not None else ()
+
     def _keyword_hits(self, text: str) -> dict[int, list[tuple[int, int]]]:
         """Rule index -> the [start, end) of its keywords in ``text``."""
         hits: dict[int, list[tuple[int, int]]] = {}
-        for end, (length, indexes) in self._automaton.iter(self._lower(text)):
+        for end, (length, indexes) in self._keyword_matches(text):
             for i in indexes:
                 hits.setdefault(i, []).append((end + 1 - length, end + 1))
         return hits
@@ -130,7 +144,7 @@ class SecretScanner:
         """``_keyword_hits`` of each string that has some, by its index, from one pass over them all."""
         starts = list(itertools.accumulate((len(s) + 1 for s in strings[:-1]), initial=0))
         by_string: dict[int, dict[int, list[tuple[int, int]]]] = {}
-        for end, (length, indexes) in self._automaton.iter(self._lower(_SEPARATOR.join(strings))):
+        for end, (length, indexes) in self._keyword_matches(_SEPARATOR.join(strings)):
             n = bisect_right(starts, end) - 1
             start = end + 1 - length - starts[n]
             hits = by_string.setdefault(n, {})
@@ -158,8 +172,8 @@ class SecretScanner:
         """One pass of steps 2-5 of the module docstring, given the keyword hits of step 1."""
         if not hits and not self._everywhere:
             return []
-        placeholders = hits.pop(_PLACEHOLDERS, None)
-        excluded = [m.span() for m in PLACEHOLDER_PATTERN.finditer(text)] if placeholders else []
+        # not a keyword: each keyword's first letter costs the pass over every text, this is rarely needed
+        excluded = [m.span() for m in PLACEHOLDER_PATTERN.finditer(text)] if "<SECRET:" in text else []
         candidates = []
         for i in (*hits, *self._everywhere):
             regex = self._rules[i].regex
