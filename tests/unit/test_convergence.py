@@ -11,7 +11,6 @@ below from the SPEC's wording.
 """
 
 import hashlib
-import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
@@ -19,12 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import EvidenceRecord, PreferenceSample, QuarantineRecord, ScoredRun
-from schemas.codec import encode, loads
+from schemas.codec import loads
 from streams.rules import dedup, pairing
 from streams.rules.decontamination import EvalIndex, EvalItem
 from streams.rules.firewall import GateOptions
 from streams.rules.join import RunState, on_evidence, on_score, rejudge
 from streams.rules.screening import ContentGates
+from tests.batch_reference import expected
 from tests.unit.records import make_evidence, make_score, make_source
 
 MAX_PAIRS = 3
@@ -89,7 +89,8 @@ class Pipeline:
     topics: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
     latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, run id) -> latest record's reason
     latest_errors: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    first_seen: set[str] = field(default_factory=set)  # runs whose pair candidate reached their window
+    first_seen: set[str] = field(default_factory=set)
+    excluded: dict[str, str] = field(default_factory=dict)  # run id -> reason of its preference record  # runs whose pair candidate reached their window
 
     def send(self, source: str, effects) -> None:
         for effect in effects:
@@ -136,7 +137,7 @@ class Pipeline:
                     sample.id, sample.chosen_run_id, task, make_source().to_dict(), {"run_id": None}, None))))
         self.send(f"pair:{task}", effects)
         for run in changes.excluded:
-            self.latest[("preference", run.run_id)] = run.exclusion["reason"]
+            self.excluded[run.run_id] = run.exclusion["reason"]
 
     def pending(self) -> list[tuple]:
         return [channel for channel, queue in self.channels.items() if queue]
@@ -148,85 +149,6 @@ def pair_key(sample: PreferenceSample) -> str:
 
 def index_of(sets: set[str]) -> EvalIndex:
     return EvalIndex.build([item for name in sorted(sets) for item in EVAL_ITEMS[name]])
-
-
-# ---------------------------------------------------------------- the batch reference, from the SPEC
-
-
-def words(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).lower()
-    return "".join(c if unicodedata.category(c)[0] in "LN" else " " for c in text).split()
-
-
-def contaminated(text: str, sets: set[str]) -> bool:
-    have = words(text)
-    for name in sets:
-        for item in EVAL_ITEMS[name]:
-            for value in item.fields.values():
-                seq = words(value)  # the items here are 8-12 words: matched whole
-                if any(have[i:i + len(seq)] == seq for i in range(len(have))):
-                    return True
-    return False
-
-
-def batch_reference(runs: list[Run], sets: set[str]) -> tuple[dict, dict, dict]:
-    """(datasets by topic: id -> JSON, outcome by (stage, run id), preference exclusions)."""
-    candidates = {"rag": [], "sft": []}
-    outcome = {}
-    pair_runs = defaultdict(list)
-    for run in runs:
-        category = run.categories[-1]
-        ev, sc = EvidenceRecord.model_validate(evidence_of(run)), ScoredRun.model_validate(score_of(run, category))
-        dirty = contaminated(run.text, sets)
-        for stage in ("rag", "sft"):
-            never = {"rag": {"rejected"}, "sft": {"rejected", "needs_human_review"}}[stage]
-            allowed = {"rag": {"accepted", "partially_accepted"}, "sft": {"accepted"}}[stage]
-            if category in never:
-                outcome[stage, run.run_id] = f"unsafe_{stage}_category"
-            elif category not in allowed:
-                outcome[stage, run.run_id] = "category_disallowed"
-            elif dirty:
-                outcome[stage, run.run_id] = "benchmark_contamination"
-            else:
-                prompt = f"Task: {run.task_id} · file=src/handler.py"
-                sample_id = "rag-" if stage == "rag" else "sft-"
-                sample_id += hashlib.sha256(f"{stage}|{run.run_id}".encode()).hexdigest()[:16]
-                key = dedup.content_key(run.text) if stage == "rag" else dedup.content_key(prompt, run.text)
-                candidates[stage].append((key, sc.scored_at_epoch, sample_id, run, ev, sc))
-        pair_runs[run.task_id].append(pairing.pair_run_from(ev, sc, (
-            {"reason": "benchmark_contamination", "errors": []} if dirty else None)))
-    datasets = {"rag-samples": {}, "sft-samples": {}, "preference-pairs": {}}
-    from streams.rules.firewall import rag_outcome, sft_outcome  # the samples' shapes are the firewall's
-
-    for stage, found in candidates.items():
-        winners = {}
-        for key, created, sample_id, run, ev, sc in sorted(found, key=lambda c: (c[1], c[2])):
-            if key in winners:
-                outcome[stage, run.run_id] = "duplicate_content"
-                continue
-            winners[key] = sample_id
-            sample = (rag_outcome if stage == "rag" else sft_outcome)(ev, sc, OPTIONS, frozenset())
-            datasets[f"{stage}-samples"][sample_id] = encode(sample)
-            outcome[stage, run.run_id] = "sample"
-    exclusions = {}
-    pair_winners = {}
-    pair_candidates = []
-    for task, members in pair_runs.items():
-        eligible = sorted((r for r in members if r.exclusion is None), key=lambda r: (r.scored_at_epoch, r.run_id))
-        exclusions.update({r.run_id: "benchmark_contamination" for r in members if r.exclusion})
-        accepted = [r for r in eligible if r.category == "accepted"]
-        chosen_pairs = [(a, b) for a in accepted for b in eligible if b.category == "rejected"][:MAX_PAIRS]
-        if not chosen_pairs:
-            chosen_pairs = [(a, b) for a in accepted for b in eligible if b.category == "partially_accepted"][:MAX_PAIRS]
-        for a, b in chosen_pairs:
-            sample = pairing.build_pair(a, b)
-            if isinstance(sample, PreferenceSample):
-                pair_candidates.append((max(a.scored_at_epoch, b.scored_at_epoch), sample.id, sample))
-    for _created, pair_id, sample in sorted(pair_candidates, key=lambda c: (c[0], c[1])):
-        if pair_key(sample) not in pair_winners:
-            pair_winners[pair_key(sample)] = pair_id
-            datasets["preference-pairs"][pair_id] = encode(sample)
-    return datasets, outcome, exclusions
 
 
 # ---------------------------------------------------------------- the property
@@ -314,14 +236,16 @@ def test_the_datasets_converge_to_the_batch_reference_whatever_the_order(scenari
     while pending := pipeline.pending():
         pipeline.deliver(pending[0])
 
-    datasets, outcomes, exclusions = batch_reference(runs, sets)
-    for topic, expected in datasets.items():
-        assert pipeline.topics[topic] == expected, topic
+    reference = expected([(evidence_of(run), score_of(run, run.categories[-1])) for run in runs],
+                         [text for name in sets for item in EVAL_ITEMS[name] for text in item.fields.values()],
+                         max_pairs=MAX_PAIRS)
+    for topic, samples in reference.datasets.items():
+        assert pipeline.topics[topic] == samples, topic
     # Each run's latest outcome per stage, as the books read it: the join's state, and for a
     # candidate its dedup group (the quarantine topic is history: a record of a candidate decided
     # while its withdrawal was on its way may come after the record of the run's new verdict).
     groups = {candidate: group for group in pipeline.groups.values() for candidate in group.candidates}
-    for (stage, run_id), expected in outcomes.items():
+    for (stage, run_id), outcome_expected in reference.outcomes.items():
         outcome = pipeline.runs[run_id].outcomes[stage]
         if "reason" in outcome:
             got = outcome["reason"]
@@ -331,8 +255,8 @@ def test_the_datasets_converge_to_the_batch_reference_whatever_the_order(scenari
             if got == "duplicate_content":  # and its latest record names the sample kept
                 assert pipeline.latest[(stage, run_id)] == "duplicate_content"
                 assert group.live in pipeline.latest_errors[(stage, run_id)][0]
-        assert got == expected, (stage, run_id)
+        assert got == outcome_expected, (stage, run_id)
         sample_id = f"{stage}-" + hashlib.sha256(f"{stage}|{run_id}".encode()).hexdigest()[:16]
-        assert (sample_id in pipeline.topics[f"{stage}-samples"]) == (expected == "sample")
-    for run_id, reason in exclusions.items():
-        assert pipeline.latest.get(("preference", run_id)) == reason
+        assert (sample_id in pipeline.topics[f"{stage}-samples"]) == (outcome_expected == "sample")
+    for run_id, reason in reference.excluded.items():
+        assert pipeline.excluded.get(run_id) == reason
