@@ -75,14 +75,23 @@ async def remove_eval_set(settings: DistillSettings, name: str) -> int:
     return len(keys)
 
 
-async def evalset_version(settings: DistillSettings) -> str:
-    """The version of the sets on the topic now: what every worker judges its runs against
-    once its view has read them ("" for none, and for a topic not made yet)."""
+async def registered_sets(settings: DistillSettings) -> dict:
+    """The sets on the topic now: ``{"version": ..., "sets": {name: items}}``, the version being
+    what every worker judges its runs against once its view has read them ("" for none, and
+    for a topic not made yet). Receipts carry it: the sets a dataset was cleaned against."""
     name = settings.topic(EVAL_SETS.name)
-    if await kafka_io.missing_topics(settings, [name]):
-        return ""
-    live, _ = await kafka_io.latest_values(settings, name)
-    return version_of(item for key, value in live.items() if (item := decode_item(key, value)))
+    items = []
+    if not await kafka_io.missing_topics(settings, [name]):
+        live, _ = await kafka_io.latest_values(settings, name)
+        items = [item for key, value in live.items() if (item := decode_item(key, value))]
+    sets: dict[str, int] = {}
+    for item in items:
+        sets[item.set_name] = sets.get(item.set_name, 0) + 1
+    return {"version": version_of(items), "sets": dict(sorted(sets.items()))}
+
+
+async def evalset_version(settings: DistillSettings) -> str:
+    return (await registered_sets(settings))["version"]
 
 
 async def list_eval_sets(settings: DistillSettings, sequences: bool = False) -> list[SetSummary]:

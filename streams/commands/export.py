@@ -15,11 +15,14 @@ import orjson
 
 from schemas import preference_sample, provenance, quarantine_record, rag_sample, sft_sample
 from streams.broker import kafka_io
+from streams.commands.evalset import registered_sets
 from streams.commands.export_card import CardEntry, card
 from streams.commands.export_formats import KINDS, TOPICS, jsonl, layouts_for
 from streams.settings import DistillSettings
 
-RECEIPT_FORMAT_VERSION = 2  # 1: the receipt before it said how its files were made (no version of its own)
+# 1: the receipt before it said how its files were made (no version of its own);
+# 2: before it named the evaluation sets the datasets were cleaned against (``eval_sets``).
+RECEIPT_FORMAT_VERSION = 3
 SCHEMA_VERSIONS = {
     "rag": {"RagSample": rag_sample.SCHEMA_VERSION},
     "sft": {"SftSample": sft_sample.SCHEMA_VERSION},
@@ -117,6 +120,7 @@ async def export(
         "offsets": offsets,
         "offsets_are": OFFSETS_ARE,
         "options": settings.options(),
+        "eval_sets": await registered_sets(settings),
         "topic_prefix": settings.topic_prefix,
     }
     if options.card:

@@ -137,6 +137,12 @@ async def collect(settings: DistillSettings) -> Stats:
     stats.closed_windows = sum(w["window"]["closed"] for w in windows.values())
     stats.open_windows = len(windows) - stats.closed_windows
     stats.insufficient_pair_tasks = sum(w["insufficient"] for w in windows.values() if w["window"]["closed"])
+    # What the closed windows' plans sent: [chosen, rejected, digest, dedup key or None] per pair
+    # (rows of versions before dedup: [chosen, rejected, category], sent straight out).
+    planned_pairs: dict[str, set[str]] = {"direct": set(), "candidates": set()}
+    for row in windows.values():
+        for pair_id, sent in row["window"]["emitted"].items():
+            planned_pairs["candidates" if len(sent) == 4 and sent[3] else "direct"].add(pair_id)
     stats.consumer_lag = await consumer_lag(settings)
     stats.windows_past_close = await overdue_windows(settings, windows)
 
@@ -150,8 +156,9 @@ async def collect(settings: DistillSettings) -> Stats:
             and candidates[stage] == members[stage]
             for stage in ("rag", "sft")
         },
-        "preference: every live pair of a dedup group is its winner": winners["preference"] <= {
-            i.decode() for i in live_ids["preference"]},
+        "preference: pairs live = pairs planned (sent straight out, or won their dedup group)":
+            {i.decode() for i in live_ids["preference"]} == planned_pairs["direct"] | winners["preference"]
+            and planned_pairs["candidates"] == members["preference"],
         "every invalid input message has one input record": invalid == input_coordinates,
     }
     return stats

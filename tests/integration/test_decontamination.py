@@ -18,6 +18,7 @@ from streams.commands.export import ExportOptions, export
 from streams.commands.stats import collect
 from streams.commands.wait import wait_caught_up
 from streams.commands.worker import replay
+from streams.rules.decontamination import version_of
 from tests.batch_reference import expected, overlaps
 from tests.humaneval import FIELDS, HUMANEVAL_GZ, humaneval_tasks
 from tests.integration.conftest import ingest, running_worker, write_jsonl
@@ -85,7 +86,8 @@ async def test_humaneval_registered_mid_stream_cleans_what_came_before_and_after
         stats = await collect(settings)
     out = settings.data_dir / "first"
     options = ExportOptions(file_format="both", preference_format="both", openai=True)
-    await export(settings, out, ["rag", "sft", "preference", "quarantine"], options)
+    receipt = await export(settings, out, ["rag", "sft", "preference", "quarantine"], options)
+    assert receipt["eval_sets"] == {"version": version_of(humaneval.items), "sets": {"humaneval": 164}}
 
     reference = expected(runs, [text for item in humaneval.items for text in item.fields.values()])
     by_id = {topic: [orjson.loads(raw) for _, raw in sorted(samples.items())]

@@ -147,7 +147,8 @@ def test_receipt_says_how_the_files_were_made(demo):
     folder = demo["root"] / "everything"
     receipt = orjson.loads((folder / "receipt.json").read_bytes())
     assert receipt == demo["cli_receipt"]
-    assert receipt["format_version"] == 2
+    assert receipt["format_version"] == 3
+    assert receipt["eval_sets"] == {"version": "", "sets": {}}
     assert receipt["program"] == {"name": "distill-streams", "version": metadata.version("distill-streams")}
     assert receipt["schema_versions"] == {"RagSample": 1, "SftSample": 1, "PreferenceSample": 1,
                                           "QuarantineRecord": 1, "Provenance": 1}
