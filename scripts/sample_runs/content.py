@@ -24,7 +24,8 @@ MAX_TEXT = 1500  # the sample's texts are 200-1500 characters (tests/unit/test_s
 def _pem_block() -> str:
     body = base64.b64encode(b"distill-streams sample data: a FAKE private key, not a real one. " * 4).decode()
     dashes = "-" * 5
-    return "\n".join([f"{dashes}BEGIN PRIVATE KEY{dashes}", *textwrap.wrap(body, 64), f"{dashes}END PRIVATE KEY{dashes}"])
+    lines = [f"{dashes}BEGIN PRIVATE KEY{dashes}", *textwrap.wrap(body, 64), f"{dashes}END PRIVATE KEY{dashes}"]
+    return "\n".join(lines)
 
 
 # name -> (the secret as a rule reports it, the strings that must never leave the input topics).
