@@ -22,10 +22,14 @@ import json
 import random
 from pathlib import Path
 
+from sample_runs.content import EVAL_ITEMS, EVAL_SET_NAME, inject_content_defects, needles
 from sample_runs.defects import huge_evidence, inject_gate_defects, invalid_lines, orphan_scores, redeliveries
-from sample_runs.runs import CATEGORY_COUNTS, MANIFEST, Line, Run, build_records, name_tasks, plan_categories, schedule
+from sample_runs.runs import (
+    CATEGORY_COUNTS, MANIFEST, Line, Run, build_records, compact, name_tasks, plan_categories, schedule,
+)
 
 SEED = 20260426
+CONTENT_SEED = SEED + 1012  # the content defects' own generator (SPEC 10-12): the rest keeps its bytes
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "streams" / "sample_data"
 
 
@@ -69,6 +73,37 @@ OUTCOMES = {
                       "`scored_at` not RFC 3339 (a word, no zone, 31 April)"),
     "oversized_message": ("evidence_huge.jsonl", [("input", "schema_violation")],
                           "about 1.2 MB, above DISTILL_MAX_RECORD_BYTES (900,000); not used by the demo"),
+    # SPEC 10: secrets. A run with a secret in its text or prompt takes no part in pairing: one
+    # `preference` record when its window closes (these runs have provenance and text).
+    "secret_in_text": ("evidence.jsonl", [("rag", "secret_in_content"), ("sft", "secret_in_content"),
+                                          ("preference", "secret_in_content")],
+                       "a fake GitHub token in a quoted `.env` line; an AWS key id and secret key; a PEM private key"),
+    "secret_in_url": ("evidence.jsonl", [("rag", "secret_in_content"), ("sft", "secret_in_content"),
+                                         ("preference", "secret_in_content")],
+                      "a password in a `postgres://` URL in the text"),
+    "secret_in_reason": ("scores.jsonl", [],
+                         "a fake Slack webhook URL, a Slack bot token, in the first score reason: not a gated "
+                         "place, so samples as usual; the run leads a pair whose `reason` shows `<SECRET:...>`"),
+    "secret_in_path": ("evidence.jsonl", [("rag", "hallucinated_file_path"), ("sft", "hallucinated_file_path")],
+                       "a Hugging Face token in `source_files[1]`: not gated but redacted; the redacted path is "
+                       "not in manifest.txt (without the manifest: samples, path redacted); paired as usual"),
+    "secret_in_invalid_line": ("evidence.jsonl", [("input", "schema_violation")],
+                               "a log line (not JSON) with a fake GitLab token; the record's `raw` has it redacted"),
+    # SPEC 11: exact duplicates. The copy is scored after its original, which stays the sample.
+    "duplicate_text_same_prompt": ("evidence.jsonl", [("rag", "duplicate_content"), ("sft", "duplicate_content"),
+                                                      ("preference", "duplicate_content")],
+                                   "the text of the task's other accepted run, same files (1st: exactly; 2nd: with "
+                                   "non-breaking spaces and more white space); scored last in its task, so its "
+                                   "pairs repeat the original's and are the later ones"),
+    "duplicate_text_other_prompt": ("evidence.jsonl", [("rag", "duplicate_content")],
+                                    "the text of an earlier accepted run of another task (1st: exactly; 2nd: with "
+                                    "full-width digits and the ligature U+FB01): another prompt, so an SFT "
+                                    "sample as usual"),
+    # SPEC 12: decontamination, once evalset.jsonl is registered (the demo does).
+    "benchmark_quote": ("evidence.jsonl", [("rag", "benchmark_contamination"), ("sft", "benchmark_contamination"),
+                                           ("preference", "benchmark_contamination")],
+                        f"13+ consecutive words of an item of `evalset.jsonl` (set `{EVAL_SET_NAME}`), "
+                        "the 2nd in other case and punctuation; samples as usual when the set is not registered"),
 }
 
 
@@ -140,8 +175,17 @@ Valid scores: {expected['valid_scores']} (the runs plus the scores whose evidenc
 ## Defects
 
 Each defect run has one defect. The gate defects sit on `accepted` runs, so no category gate
-decides first (SPEC 4). Outcomes per SPEC sections 3, 4 and 7; invalid lines use run ids
-`run-9101xx` (evidence `run-91000x`) that appear nowhere else, one `input` record per line.
+decides first (SPEC 4). Outcomes per SPEC sections 3, 4, 7 and 10-12; invalid lines use run ids
+`run-9101xx` (evidence `run-9100xx`) that appear nowhere else, one `input` record per line.
+
+The content defects (SPEC 10-12, the kinds from `secret_in_text` on) come from a random
+generator of their own and touch runs no other defect touched. The fake secrets are in formats
+the default rules find (`streams/rules/secret_rules.toml`), spelled with words like `Fake` and
+`Sample`: `expected.json` lists them per run (`planted_secrets`), and none of them may appear in
+any output. `duplicate_of` names the run each copied text copies (the sample kept).
+`evalset.jsonl` is a small evaluation set of {expected['eval_set']['items']} items (fields `id`, `prompt`,
+`solution`); `distill demo` registers it as `{expected['eval_set']['name']}` before it ingests
+(`distill evalset add {expected['eval_set']['name']} streams/sample_data/evalset.jsonl --id-field id`).
 
 | kind | count | file | expected outcome (stage: reason) | note |
 | --- | --- | --- | --- | --- |
@@ -171,15 +215,20 @@ def generate(out: Path) -> dict:
     extra_field = defects.pop("unknown_extra_field")
     defects |= redelivered | {"score_without_evidence": orphans} | spoiled
     defects |= {"unknown_extra_field": extra_field, "oversized_message": [line.key[2] for line in huge]}
+    taken |= {run_id for ids in redelivered.values() for run_id in ids}
+    content, planted, copies, secret_line = inject_content_defects(CONTENT_SEED, runs, taken)
+    defects |= content
 
     out.mkdir(parents=True, exist_ok=True)
     files = {
-        "evidence.jsonl": [Line((r.arrival, 0, r.run_id), r.evidence) for r in runs] + extra_evidence + bad_evidence,
+        "evidence.jsonl": [Line((r.arrival, 0, r.run_id), r.evidence) for r in runs] + extra_evidence + bad_evidence
+                          + [secret_line],
         "scores.jsonl": [Line((r.arrival, 0, r.run_id), r.score) for r in runs] + orphan_lines + bad_scores,
         "evidence_huge.jsonl": huge,
     }
     invalid = {name: write_jsonl(out / name, lines) for name, lines in files.items()}
     (out / "manifest.txt").write_text("".join(f"{path}\n" for path in MANIFEST), encoding="utf-8")
+    (out / "evalset.jsonl").write_bytes("".join(compact(item) + "\n" for item in EVAL_ITEMS).encode("utf-8"))
 
     stamps = sorted(r.score["scored_at"] for r in runs)
     expected = {
@@ -195,6 +244,12 @@ def generate(out: Path) -> dict:
         "invalid_line_numbers": invalid,
         "defects": defects,
         "expected_outcomes": {kind: [{"stage": s, "reason": r} for s, r in OUTCOMES[kind][1]] for kind in defects},
+        # The fake secrets planted, per run: their rules, and the strings no output may hold.
+        "planted_secrets": {run_id: {"rules": rules, "needles": [n for rule in rules for n in needles(rule)]}
+                            for run_id, rules in sorted(planted.items())},
+        # Per copied text: the run whose sample is kept (SPEC 11: the smallest created_at, then id).
+        "duplicate_of": dict(sorted(copies.items())),
+        "eval_set": {"name": EVAL_SET_NAME, "file": "evalset.jsonl", "id_field": "id", "items": len(EVAL_ITEMS)},
     }
     (out / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "README.md").write_text(render_readme(expected), encoding="utf-8")

@@ -17,8 +17,9 @@ console = Console()
               help="Folder for the exported datasets.")
 @click.pass_obj
 def demo(ctx: Context, out: Path) -> None:
-    """Run the whole loop on ~1000 bundled sample runs: local broker, worker, ingest,
-    wait, export, stats. Uses the topic prefix 'distill-demo.' (reset on every run)."""
+    """Run the whole loop on ~1000 bundled sample runs: local broker, worker, evaluation set
+    'demo-bench', ingest, wait, export, stats (secrets, duplicates and overlaps with the
+    evaluation set among the reasons). Uses the topic prefix 'distill-demo.' (reset on every run)."""
     settings = ctx.settings(
         topic_prefix=ctx.overrides.get("topic_prefix", "distill-demo."),
         data_dir=ctx.overrides.get("data_dir", Path(".distill-demo")),

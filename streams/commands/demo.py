@@ -1,4 +1,4 @@
-"""``distill demo``: broker, worker, bundled sample, export and stats, in one command."""
+"""``distill demo``: broker, worker, bundled sample (and its evaluation set), export and stats, in one command."""
 
 import asyncio
 import shutil
@@ -8,6 +8,8 @@ from pathlib import Path
 from streams.broker import kafka_io
 from streams.broker.localkafka.broker import LocalKafka
 from streams.broker.topics import TOPIC_SPECS
+from streams.commands.evalset import add_eval_set
+from streams.commands.evalset_files import read_eval_set
 from streams.commands.export import export
 from streams.commands.ingest import publish_files
 from streams.commands.manifest_publish import manifest_paths, publish_manifest
@@ -18,6 +20,9 @@ from streams.faust_app.tables import RETIRED_TABLES, TABLE_NAMES, changelog_topi
 from streams.settings import DistillSettings
 
 SAMPLE_DATA = Path(__file__).parents[1] / "sample_data"
+# The bundled evaluation set, registered as `distill evalset add demo-bench
+# streams/sample_data/evalset.jsonl --id-field id` would: some sample runs quote it (SPEC 12).
+EVAL_SET_NAME, EVAL_SET_FILE, EVAL_SET_ID_FIELD = "demo-bench", SAMPLE_DATA / "evalset.jsonl", "id"
 
 
 async def reset_demo_topics(settings: DistillSettings) -> None:
@@ -34,6 +39,9 @@ async def run_demo(settings: DistillSettings, out: Path, say: Callable[[str], No
     paths = manifest_paths(SAMPLE_DATA / "manifest.txt")
     await publish_manifest(settings, paths)
     say(f"published a file manifest of {len(paths)} paths")
+    registered = await add_eval_set(settings, read_eval_set(EVAL_SET_NAME, [EVAL_SET_FILE], id_field=EVAL_SET_ID_FIELD))
+    say(f"registered evaluation set {registered.name!r}: {registered.items} items, "
+        f"{registered.sequences} word sequences (fields {', '.join(registered.fields)})")
     summary = await publish_files(settings, {
         "evidence": [SAMPLE_DATA / "evidence.jsonl"], "scored-runs": [SAMPLE_DATA / "scores.jsonl"],
     })

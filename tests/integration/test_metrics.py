@@ -54,9 +54,12 @@ def figures(samples: dict) -> dict:
     for labels, value in by_name.get("distill_quarantined_total", {}).items():
         label = dict(labels)
         quarantine.setdefault(label["stage"], {})[label["reason"]] = int(value)
+    emitted = {dict(k)["stage"]: int(v) for k, v in by_name.get("distill_samples_emitted_total", {}).items()}
     return {
-        "samples_live": {dict(k)["stage"]: int(v) for k, v in by_name.get("distill_samples_emitted_total", {}).items()},
-        "retracted": sum(by_name.get("distill_samples_retracted_total", {}).values()),
+        # Live = emitted - retracted: the sample has no re-scores, but a copy whose candidate
+        # reaches the dedup agent before its original's is the sample until the original's
+        # arrives (SPEC 11), then retracted. retractions() says how many.
+        "samples_live": {stage: n - retractions(samples).get(stage, 0) for stage, n in emitted.items()},
         "quarantine_by_stage_reason": {s: dict(sorted(r.items())) for s, r in sorted(quarantine.items())},
         "pending_joins": int(by_name["distill_pending_joins"][()]),
         "open_windows": int(by_name["distill_open_pair_windows"][()]),
@@ -64,9 +67,15 @@ def figures(samples: dict) -> dict:
     }
 
 
+def retractions(samples: dict) -> dict[str, int]:
+    """Samples retracted with a tombstone, by stage."""
+    return {dict(labels)["stage"]: int(value) for (name, labels), value in samples.items()
+            if name == "distill_samples_retracted_total"}
+
+
 def expected(stats) -> dict:
     return {
-        "samples_live": stats.samples_live, "retracted": 0,
+        "samples_live": stats.samples_live,
         "quarantine_by_stage_reason": stats.quarantine_by_stage_reason,
         "pending_joins": stats.pending_joins, "open_windows": stats.open_windows,
         "processed": stats.input_messages,
@@ -91,6 +100,10 @@ async def test_metrics_equal_stats_after_the_bundled_sample(make_settings):
 
     assert content_type.startswith("text/plain")
     assert figures(samples) == expected(stats)
+    # At most one retraction per duplicate: the winner its original replaced (the arrival order
+    # at the dedup agent decides how many).
+    retracted = retractions(samples)
+    assert all(n <= stats.duplicates.get(stage, 0) for stage, n in retracted.items()), (retracted, stats.duplicates)
     assert stats.balanced, stats.checks
     assert set(stats.samples_live) == {"rag", "sft", "preference"} and all(stats.samples_live.values())
     assert stats.pending_joins == 0 and stats.open_windows == 0

@@ -16,16 +16,26 @@ from pydantic import ValidationError
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input
+from streams.commands.evalset_files import read_eval_set
+from streams.rules.decontamination import EvalIndex
+from streams.rules.dedup import normalise
+from streams.rules.secrets import load_scanner
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "make_sample_data.py"
 BUNDLED = ROOT / "streams" / "sample_data"
-OUTPUTS = ["evidence.jsonl", "scores.jsonl", "evidence_huge.jsonl", "manifest.txt", "expected.json", "README.md"]
+OUTPUTS = ["evidence.jsonl", "scores.jsonl", "evidence_huge.jsonl", "manifest.txt", "evalset.jsonl", "expected.json",
+           "README.md"]
 MAIN = {"evidence.jsonl": EvidenceRecord, "scores.jsonl": ScoredRun}
 MAX_RECORD_BYTES = 900_000
 PROVENANCE_KINDS = ["evidence_without_provenance", "score_without_provenance", "empty_sig_hash",
                     "empty_source_file", "empty_recorded_at"]
-INVALID_KINDS = ["not_json", "json_array", "json_string", "wrong_type", "unknown_category", "bad_timestamp"]
+INVALID_KINDS = ["not_json", "json_array", "json_string", "wrong_type", "unknown_category", "bad_timestamp",
+                 "secret_in_invalid_line"]
+COPY_KINDS = ["duplicate_text_same_prompt", "duplicate_text_other_prompt"]
+# Where each secret defect's fakes are (SPEC 10 gates the text, not a reason or a later path).
+SECRET_PLACES = {"secret_in_text": "text", "secret_in_url": "text", "secret_in_reason": "reasons[0]",
+                 "secret_in_path": "source_files[1]"}
 PATH_KINDS = {
     "absolute_path": lambda path, manifest: path.startswith("/"),
     "dotdot_path": lambda path, manifest: ".." in path,
@@ -161,7 +171,8 @@ def test_gate_defects_sit_alone_on_accepted_runs(runs, expected, out: Path) -> N
     defects = expected["defects"]
     assert found["provenance"] == {r for kind in PROVENANCE_KINDS for r in defects[kind]}
     assert found["text"] == set(defects["whitespace_text"])
-    assert found["path"] == {r for kind in PATH_KINDS for r in defects[kind]}
+    # secret_in_path: the path holding the token is not in the manifest either (it decides first).
+    assert found["path"] == {r for kind in PATH_KINDS for r in defects[kind]} | set(defects["secret_in_path"])
     for kind, check in PATH_KINDS.items():
         for run_id in defects[kind]:
             assert any(check(path, manifest) for path in runs["evidence"][run_id].source_files), (kind, run_id)
@@ -205,7 +216,85 @@ def test_stream_order_and_times(decoded, runs, expected) -> None:
             assert 60 <= epoch(sc.scored_at) - epoch(ev.provenance.recorded_at) <= 900, run_id
 
 
-def test_texts_differ_and_have_review_length(runs) -> None:
+def test_texts_differ_and_have_review_length(runs, expected) -> None:
+    copies = expected["duplicate_of"]
     texts = [runs["evidence"][r].text for r in runs["joined"] if runs["evidence"][r].text.strip()]
-    assert len(set(texts)) == len(texts)
     assert all(200 <= len(text.strip()) <= 1500 for text in texts)
+    # Only the copies repeat a text, and only as SPEC 11 normalises it.
+    texts = [normalise(runs["evidence"][r].text) for r in runs["joined"] if r not in copies]
+    texts = [text for text in texts if text]
+    assert len(set(texts)) == len(texts)
+
+
+def test_copied_texts(runs, expected) -> None:
+    copies, defects = expected["duplicate_of"], expected["defects"]
+    assert sorted(copies) == sorted(r for kind in COPY_KINDS for r in defects[kind])
+    taken = {r for kind, ids in defects.items() for r in ids if kind not in COPY_KINDS}
+    for kind in COPY_KINDS:
+        raw_equal = []
+        for copy in defects[kind]:
+            original = copies[copy]
+            ev, orig = runs["evidence"][copy], runs["evidence"][original]
+            sc, orig_sc = runs["scores"][copy], runs["scores"][original]
+            assert normalise(ev.text) == normalise(orig.text), copy
+            raw_equal.append(ev.text == orig.text)
+            # The original is the sample kept: scored first (created_at), and clean.
+            assert epoch(orig_sc.scored_at) < epoch(sc.scored_at), copy
+            assert sc.category == orig_sc.category == "accepted" and original not in taken
+            assert original not in copies and copy not in copies.values()
+            same_prompt = ev.task_id == orig.task_id and ev.source_files[:1] == orig.source_files[:1]
+            assert same_prompt == (kind == "duplicate_text_same_prompt"), copy
+        assert sorted(raw_equal) == [False, True], kind  # one exact copy, one that only normalises equal
+    for copy in defects["duplicate_text_same_prompt"]:
+        # Scored last in a task with two accepted runs and one or two to pair them with: each
+        # pair of the copy repeats a pair of the original and is the later one.
+        task = sorted((r for r in runs["joined"] if runs["evidence"][r].task_id == runs["evidence"][copy].task_id),
+                      key=lambda r: epoch(runs["scores"][r].scored_at))
+        categories = Counter(runs["scores"][r].category for r in task)
+        assert task[-1] == copy and categories["accepted"] == 2
+        assert 1 <= (categories["rejected"] or categories["partially_accepted"]) <= 2
+
+
+def test_planted_secrets_are_exactly_where_listed(out: Path, decoded, runs, expected) -> None:
+    scanner = load_scanner()
+    planted, defects = expected["planted_secrets"], expected["defects"]
+    found: dict[str, list[tuple[str, str]]] = {}
+    for rows in decoded.values():
+        for _, line, rec in rows:
+            obj = json.loads(line) if rec is not None else line.decode("utf-8")
+            run_id = rec.run_id if isinstance(rec, EvidenceRecord) else rec.evidence_run_id if rec else None
+            if isinstance(obj, str):
+                hits = [("raw", f.rule_id) for f in scanner.find(obj)]
+                run_id = next((r for r in defects["secret_in_invalid_line"] if r in obj), None)
+            else:
+                hits = [(path, f.rule_id) for path, f in scanner.redact_object(obj)[1]]
+            if hits:
+                found.setdefault(run_id, []).extend(hits)
+    assert sorted(found) == sorted(planted)
+    for kind, place in SECRET_PLACES.items():
+        for run_id in defects[kind]:
+            assert found[run_id] == [(place, rule) for rule in planted[run_id]["rules"]], (kind, run_id)
+    [line_run] = defects["secret_in_invalid_line"]
+    assert found[line_run] == [("raw", rule) for rule in planted[line_run]["rules"]]
+    rules = {rule for p in planted.values() for rule in p["rules"]}
+    assert {"github-pat", "aws-access-token", "aws-secret-access-key", "private-key", "url-password"} <= rules
+    data = (out / "evidence.jsonl").read_bytes() + (out / "scores.jsonl").read_bytes()
+    for entry in planted.values():  # what the integration test looks for in every output is there
+        assert all(needle.encode() in data for needle in entry["needles"])
+    for run_id in defects["secret_in_reason"]:
+        # It leads a pair: the first accepted run of a task with a rejected run, so the pair's
+        # reason quotes its first reason.
+        task = sorted((r for r in runs["joined"] if runs["evidence"][r].task_id == runs["evidence"][run_id].task_id),
+                      key=lambda r: epoch(runs["scores"][r].scored_at))
+        cats = [runs["scores"][r].category for r in task]
+        assert task[cats.index("accepted")] == run_id and "rejected" in cats
+
+
+def test_benchmark_quotes_are_the_only_contaminated_runs(out: Path, runs, expected) -> None:
+    info = expected["eval_set"]
+    eval_set = read_eval_set(info["name"], [out / info["file"]], None, info["id_field"])
+    assert len(eval_set.items) == info["items"] and eval_set.fields == ["id", "prompt", "solution"]
+    index = EvalIndex.build(eval_set.items)
+    hits = {r: index.match(runs["evidence"][r].text) for r in runs["joined"]}
+    assert sorted(r for r, hit in hits.items() if hit) == expected["defects"]["benchmark_quote"]
+    assert len({hits[r].item_id for r in expected["defects"]["benchmark_quote"]}) == 2
