@@ -15,7 +15,7 @@ from schemas.codec import encode
 from streams.faust_app.candidates import CANDIDATES_KEY, target_partition
 from streams.faust_app.pipeline import Pipeline
 from streams.rules.effects import Effect, Publish
-from streams.rules.quarantine import quarantine_headers, redact_record
+from streams.rules.quarantine import cut_raw, quarantine_headers, redact_record
 
 SAMPLE_STAGES = {"rag-samples": "rag", "sft-samples": "sft", "preference-pairs": "preference"}
 CANDIDATE_TOPICS = ("pair-candidates", "dedup-candidates")
@@ -116,5 +116,6 @@ async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineReco
         record, rules = redact_record(record, pipeline.scanner)
         for rule in rules:
             pipeline.metrics.secret_findings.labels(rule).inc()
+    record = cut_raw(record)
     pipeline.metrics.quarantined(record.stage, record.reason)
     await publish(pipeline, source, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))
