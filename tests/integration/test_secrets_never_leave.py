@@ -250,6 +250,11 @@ class Corpus:
                      text=f"Review of {rule}: the config the run committed holds\n{quoted}\nso it must be rotated before merging.",
                      content_secrets=[("evidence", "text", p) for p in planted])
 
+        # A token written as if it were a placeholder already: "<SECRET:" + token + ">".
+        wrapped = self.plant("evidence text, a token inside placeholder brackets", "github-pat")
+        self.add("b-wrapped", "task-b", "accepted", text=f"Already redacted, it says: <SECRET:{wrapped.written}>.",
+                 content_secrets=[("evidence", "text", wrapped)])
+
         # Task c: file paths, source category, provenance strings, extra fields.
         file0, file1 = self.plant("source_files[0]", "github-pat"), self.plant("source_files[1]", "huggingface-access-token")
         self.add("c-file0", "task-c", "accepted", files=[f"notes/{file0.written}.txt", "src/app.py"],
@@ -338,8 +343,9 @@ class Corpus:
         token = invalid("undecodable evidence line (raw)", "github-pat")
         quoted = [invalid("undecodable evidence line, JSON-escaped assignment (raw)", "aws-secret-access-key", form)
                   for form in ('"aws_secret_access_key": "', 'export AWS_SECRET_ACCESS_KEY="', "aws_secret_access_key = ")]
+        key_id = invalid("undecodable evidence line, after an escaped newline (raw)", "aws-access-token")
         line = orjson.dumps({"schema_version": 1, "run_id": "run-bad-utf8", "task_id": "task-x", "source_category": "x",
-                             "text": f"token {token.written}\n" + "\n".join(q.written for q in quoted)})
+                             "text": f"token {token.written}\n" + "\n".join(q.written for q in quoted) + f"\n{key_id.written}"})
         self.bad_evidence.append(line[:-2] + b"\xff\xfe" + line[-2:])
         slack, key = invalid("truncated evidence line (raw)", "slack-legacy-token"), invalid("truncated evidence line (raw)", "private-key")
         line = orjson.dumps({"schema_version": 1, "run_id": "run-truncated", "text": f"{slack.written} {key.written} and more"})
