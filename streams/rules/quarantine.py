@@ -1,13 +1,17 @@
 """Building quarantine records and the Kafka headers that repeat their routing fields."""
 
 import base64
+import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas import Provenance, QuarantineRecord, QuarantineSource
 from schemas.quarantine_record import Reason, Stage, quarantine_id
+from streams.rules.secret_rules import RULE_ID
 
+PLACEHOLDER_RULE = re.compile(f"<SECRET:({RULE_ID.pattern})>")
 # Raw bytes beyond this are cut from the record (the limit keeps a record under Kafka's size cap).
 RAW_KEEP_BYTES = 64 * 1024
 
@@ -130,3 +134,14 @@ def redact_record(record: QuarantineRecord, scanner) -> tuple[QuarantineRecord, 
         "source": record.source.model_copy(update={"key": redacted["key"]}),
         "source_provenance": Provenance.model_validate(provenance) if provenance else None,
     }), rules
+
+
+def input_secret_rules(record: dict[str, Any]) -> list[str]:
+    """The rule of each placeholder in what a record of an input message copies of that message:
+    its object (``source_record``), its key, its raw bytes read as UTF-8; so each secret of the
+    message counts once. (The record's ids, errors and provenance repeat these: an error quotes
+    the key, ``run_id`` the object's.) ``record``: a QuarantineRecord as JSON."""
+    text = json.dumps([record.get("source_record"), (record.get("source") or {}).get("key")], ensure_ascii=False)
+    if record.get("raw"):
+        text += base64.b64decode(record["raw"]).decode("utf-8", "replace")
+    return PLACEHOLDER_RULE.findall(text)
