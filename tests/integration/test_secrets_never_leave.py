@@ -40,7 +40,7 @@ import aiohttp
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from streams.broker import kafka_io
 from streams.commands.export import ExportOptions, export
@@ -280,9 +280,10 @@ class Corpus:
         self.add("c-acc", "task-c", "accepted")
         self.add("c-rej", "task-c", "rejected")
 
-        # Task d: ids (a secret in an id quarantines in every mode). Two run ids of one rule.
-        for label in ("d-runid", "d-runid2"):
-            planted = self.plant(f"run id ({label})", "github-pat")
+        # Task d: ids (a secret in an id quarantines in every mode). Two run ids holding secrets of
+        # two rules: redacted, they differ (of one rule they would be one id: see the test below).
+        for label, rule in (("d-runid", "github-pat"), ("d-runid2", "github-oauth")):
+            planted = self.plant(f"run id ({label})", rule)
             self.add(label, "task-d", "accepted", run_id=f"run-{planted.written}",
                      id_secrets=[("evidence", "run_id", planted), ("score", "evidence_run_id", planted)])
         task = self.plant("task id (evidence and score)", "gitlab-pat")
