@@ -203,6 +203,7 @@ class Corpus:
         self.bad_evidence: list[bytes | dict] = []
         self.bad_scores: list[bytes | dict] = []
         self.keyed_wrong: tuple[bytes, bytes] = (b"", b"")
+        self.bad_evalset_key = b""
         # Planted in input the runs table does not keep (invalid messages, a conflicting evidence
         # record): how many times each is written in its message, key and value.
         self.unkept: dict[Secret, int] = {}
@@ -370,6 +371,9 @@ class Corpus:
         keyed = invalid("message key that is not the run id", "github-pat")
         value = Run("keyed", "run-keyed", "task-x", "accepted", "A clean text under a wrong key.", 0, at(0)).evidence()
         self.keyed_wrong = (f"key-{keyed.written}".encode(), orjson.dumps(value))
+        # Not an input record: a key of the eval-sets topic the worker cannot read, which its log quotes.
+        logged = self.plant("eval-sets key quoted in a worker log warning", "slack-webhook-url")
+        self.bad_evalset_key = f"leaky/{logged.written}".encode()
 
     def all_runs(self) -> list[Run]:
         return [*self.runs.values(), *self.late]
@@ -500,6 +504,7 @@ async def test_no_planted_secret_leaves_the_product(make_settings, tmp_path, mod
         await ingest(settings, [evidence], [scores])
         async with kafka_io.started(kafka_io.producer(settings)) as producer:
             await producer.send_and_wait(settings.topic("evidence"), corpus.keyed_wrong[1], key=corpus.keyed_wrong[0])
+            await producer.send_and_wait(settings.topic("eval-sets"), b"not an item", key=corpus.bad_evalset_key)
         await wait_caught_up(settings, 240)
         # Phase 2: the re-score, the conflicting evidence, runs an hour on.
         evidence = write_jsonl(tmp_path / "p2" / "evidence.jsonl", [corpus.conflict] + [r.evidence() for r in corpus.late])
@@ -551,7 +556,9 @@ async def test_no_planted_secret_leaves_the_product(make_settings, tmp_path, mod
     leaks.text("command:stats-json stderr", cli_stats.stderr)
     table = distill(settings, "stats")
     leaks.text("command:stats", table.stdout + table.stderr)
-    leaks.text("worker.log", (settings.data_dir / "worker.log").read_text(errors="replace"))
+    log = (settings.data_dir / "worker.log").read_text(errors="replace")
+    leaks.text("worker.log", log)
+    assert "key b'leaky/<SECRET:slack-webhook-url>': not an evaluation item record" in log
     leaks.text("metrics", metrics_text)
 
     assert len(shown) == len(topics["quarantine"]) == len(cli_tail.stdout.splitlines())
