@@ -204,6 +204,7 @@ class Corpus:
         self.bad_scores: list[bytes | dict] = []
         self.keyed_wrong: tuple[bytes, bytes] = (b"", b"")
         self.bad_evalset_key = b""
+        self.tombstone_key = b""
         # Planted in input the runs table does not keep (invalid messages, a conflicting evidence
         # record): how many times each is written in its message, key and value.
         self.unkept: dict[Secret, int] = {}
@@ -371,6 +372,8 @@ class Corpus:
         keyed = invalid("message key that is not the run id", "github-pat")
         value = Run("keyed", "run-keyed", "task-x", "accepted", "A clean text under a wrong key.", 0, at(0)).evidence()
         self.keyed_wrong = (f"key-{keyed.written}".encode(), orjson.dumps(value))
+        tomb = invalid("key of a message with no value", "npm-access-token")
+        self.tombstone_key = f"tomb-{tomb.written}".encode()
         # Not an input record: a key of the eval-sets topic the worker cannot read, which its log quotes.
         logged = self.plant("eval-sets key quoted in a worker log warning", "slack-webhook-url")
         self.bad_evalset_key = f"leaky/{logged.written}".encode()
@@ -471,8 +474,7 @@ async def scrape(url: str, timeout: float = 60.0) -> str:
     async with aiohttp.ClientSession() as session:
         while True:
             try:
-                async with session.get(url) as response:
-                    assert response.status == 200
+                async with session.get(url) as response:  # /health may answer 503: its text is read all the same
                     return await response.text()
             except aiohttp.ClientConnectionError:
                 assert time.monotonic() < deadline, f"no /metrics at {url}"
@@ -499,12 +501,13 @@ async def test_no_planted_secret_leaves_the_product(make_settings, tmp_path, mod
     evidence = write_jsonl(tmp_path / "p1" / "evidence.jsonl", [r.evidence() for r in runs.values()] + corpus.bad_evidence)
     scores = write_jsonl(tmp_path / "p1" / "scores.jsonl",
                          [r.score() for r in runs.values()] + [corpus.orphan] + corpus.bad_scores)
-    metrics_text = ""
+    metrics_text = health_text = ""
     async with running_worker(settings):
         await ingest(settings, [evidence], [scores])
         async with kafka_io.started(kafka_io.producer(settings)) as producer:
             await producer.send_and_wait(settings.topic("evidence"), corpus.keyed_wrong[1], key=corpus.keyed_wrong[0])
             await producer.send_and_wait(settings.topic("eval-sets"), b"not an item", key=corpus.bad_evalset_key)
+            await producer.send_and_wait(settings.topic("scored-runs"), None, key=corpus.tombstone_key)
         await wait_caught_up(settings, 240)
         # Phase 2: the re-score, the conflicting evidence, runs an hour on.
         evidence = write_jsonl(tmp_path / "p2" / "evidence.jsonl", [corpus.conflict] + [r.evidence() for r in corpus.late])
@@ -512,6 +515,7 @@ async def test_no_planted_secret_leaves_the_product(make_settings, tmp_path, mod
         await ingest(settings, [evidence], [scores])
         await wait_caught_up(settings, 240)
         metrics_text = await scrape(f"http://127.0.0.1:{web_port}/metrics")
+        health_text = await scrape(f"http://127.0.0.1:{web_port}/health")
     corpus.rescored.category, corpus.rescored.reasons = "rejected", corpus.rescore["reasons"]
 
     # Read back everything the product writes.
@@ -560,10 +564,11 @@ async def test_no_planted_secret_leaves_the_product(make_settings, tmp_path, mod
     leaks.text("worker.log", log)
     assert "key b'leaky/<SECRET:slack-webhook-url>': not an evaluation item record" in log
     leaks.text("metrics", metrics_text)
+    leaks.data("health", health_text)
 
     assert len(shown) == len(topics["quarantine"]) == len(cli_tail.stdout.splitlines())
     assert {"topic:rag-samples", "topic:quarantine", "topic:pair-candidates", "topic:dedup-candidates", "export:openai/sft.jsonl",
-            "command:stats-json", "worker.log", "metrics"} <= leaks.places_read
+            "command:stats-json", "worker.log", "metrics", "health"} <= leaks.places_read
     assert {f.relative_to(out).as_posix() for f in files} >= {
         "rag/samples.parquet", "preference_trl/chosen_rejected.jsonl", "openai/preference.jsonl", "README.md", "receipt.json"}
     assert not leaks.found, f"planted secrets found in what the product writes ({mode}):\n{leaks.report()}"
@@ -657,11 +662,13 @@ def check_outcomes(corpus: Corpus, mode: str, out: Path, topics: dict) -> None:
     [orphan] = by_reason[("join", "missing_source_run_id")]
     assert orphan["source_record"]["reasons"][0] == "<SECRET:npm-access-token> in the log"
     invalid = by_reason[("input", "schema_violation")]
-    assert len(invalid) == 8
+    assert len(invalid) == 9
     raws = [base64.b64decode(r["raw"]).decode("utf-8", "replace") for r in invalid if r["raw"]]
     assert len(raws) == 5 and all("<SECRET:" in raw for raw in raws), raws
     [keyed] = [r for r in invalid if r["source"]["key"] and r["source"]["key"].startswith("key-")]
     assert keyed["source"]["key"] == "key-<SECRET:github-pat>"
+    [tomb] = [r for r in invalid if r["source"]["key"] and r["source"]["key"].startswith("tomb-")]
+    assert tomb["source"]["key"] == "tomb-<SECRET:npm-access-token>" and tomb["errors"][0].startswith("message has no value")
     dups = [r for r in records if r["reason"] == "duplicate_content" and r["stage"] in ("rag", "sft")]
     assert {r["stage"] for r in dups} == {"rag", "sft"} and all(
         r["source_record"]["reasons"] == ["same as the other run, key <SECRET:aws-access-token>"] for r in dups)
@@ -682,7 +689,7 @@ def check_books(corpus: Corpus, mode: str, stats: dict, metrics_text: str) -> No
     assert stats["join_timed_out"] == 1 and stats["pending_joins"] == 0
     expected = {stage: sum(run.expected(mode)[stage] == "sample" for run in runs) for stage in ("rag", "sft")}
     assert {s: stats["samples_live"][s] for s in ("rag", "sft")} == expected
-    assert stats["invalid_input_messages"] == stats["input_quarantine_records"] == 8
+    assert stats["invalid_input_messages"] == stats["input_quarantine_records"] == 9
     # Findings by rule: one for each time a secret is written in a record the runs table keeps
     # (its first evidence, its latest score), or in any other input message (key and value).
     want: dict[str, int] = {}
