@@ -710,3 +710,35 @@ def _occurrences(record: Any, written: str) -> int:
     if isinstance(record, list):
         return sum(_occurrences(v, written) for v in record)
     return 0
+
+
+async def test_runs_whose_ids_hold_secrets_of_one_rule_keep_a_record_each(make_settings, tmp_path):
+    """Redacted, two run ids holding tokens of one rule are one string ("run-<SECRET:github-pat>"),
+    but they are two runs: each must keep its own records (SPEC 7: one outcome per run and stage,
+    nothing dropped without a record), in the quarantine topic and in the export of its live values."""
+    plants = Plants("two run ids, one rule")
+    runs = []
+    for n in range(2):
+        token = plants.plant(f"run id {n}", "github-pat")
+        runs.append(Run(f"id-{n}", f"run-{token.written}", "task-ids", "accepted", f"Run {n} of a task whose ids hold tokens.",
+                        n + 1, at(n + 1), id_secrets=[("evidence", "run_id", token), ("score", "evidence_run_id", token)]))
+    runs += [Run("clean-acc", "run-clean-acc", "task-ids", "accepted", "A clean accepted run.", 3, at(3)),
+             Run("clean-rej", "run-clean-rej", "task-ids", "rejected", "A clean rejected run.", 4, at(4))]
+    settings = make_settings()
+    evidence = write_jsonl(tmp_path / "evidence.jsonl", [r.evidence() for r in runs])
+    scores = write_jsonl(tmp_path / "scores.jsonl", [r.score() for r in runs])
+    async with running_worker(settings):
+        await ingest(settings, [evidence], [scores])
+        await wait_caught_up(settings, 180)
+    leaks = Leaks(plants)
+    records = []
+    for m in await every_message(settings, settings.topic("quarantine")):
+        leaks.data("topic:quarantine", m.value)
+        records.append(orjson.loads(m.value))
+    await export(settings, tmp_path / "export", ["quarantine"])
+    exported = lines(tmp_path / "export" / "quarantine/records.jsonl")
+    assert not leaks.found, leaks.report()
+    found = {(stage, where): sorted((r["source_provenance"] or {}).get("line_offset") for r in rows
+                                    if r["stage"] == stage and r["reason"] == "secret_in_content")
+             for stage in ("rag", "sft", "preference") for rows, where in ((records, "topic"), (exported, "export"))}
+    assert found == dict.fromkeys(found, [1, 2]), f"the records of the runs (by line_offset) at each stage and place: {found}"
