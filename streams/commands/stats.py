@@ -6,13 +6,9 @@ With dedup on, a run's sample is a candidate of its content's group: the ``dedup
 which candidate is live and which are duplicates (SPEC 11), and the books count both.
 """
 
-import base64
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-
-import orjson
 
 from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, loads
@@ -21,9 +17,8 @@ from streams.broker.topics import TOPIC_SPECS
 from streams.faust_app.health import Limits, OpenWindow, windows_past_close
 from streams.faust_app.tables import changelog_topic
 from streams.rules.pairing import least_watermark, window_closes_at
+from streams.rules.quarantine import input_secret_rules
 from streams.settings import DistillSettings
-
-PLACEHOLDER_RULE = re.compile(r"<SECRET:([^<>\s]+)>")
 
 
 @dataclass
@@ -109,7 +104,7 @@ async def collect(settings: DistillSettings) -> Stats:
         record = loads(message.value)
         by_stage_reason.setdefault(record["stage"], Counter())[record["reason"]] += 1
         if record["stage"] == "input":  # not built from a run's (redacted) state: redacted on its way out
-            findings.update(redacted_rules(record))
+            findings.update(input_secret_rules(record))
         if record["stage"] == "input" and record["reason"] == "schema_violation":
             source = record["source"]
             input_coordinates.add((source["topic"], source["partition"], source["offset"]))
@@ -162,14 +157,6 @@ async def collect(settings: DistillSettings) -> Stats:
         "every invalid input message has one input record": invalid == input_coordinates,
     }
     return stats
-
-
-def redacted_rules(record: dict) -> list[str]:
-    """The rule of every placeholder in a quarantine record (its raw bytes read as UTF-8)."""
-    text = orjson.dumps({k: v for k, v in record.items() if k != "raw"}).decode()
-    if record.get("raw"):
-        text += base64.b64decode(record["raw"]).decode("utf-8", "replace")
-    return PLACEHOLDER_RULE.findall(text)
 
 
 async def consumer_lag(settings: DistillSettings) -> int:

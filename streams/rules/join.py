@@ -21,7 +21,7 @@ from streams.rules.effects import Effect, OutputTopic, Publish
 from streams.rules.firewall import ContentVerdicts, GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
 from streams.rules.pairing import pair_run_from
 from streams.rules.quarantine import SourceMessage, quarantine_record
-from streams.rules.screening import NO_CONTENT_GATES, ContentGates, judge, screen, secret_errors
+from streams.rules.screening import NO_CONTENT_GATES, ContentGates, judge, screen, screen_source, secret_errors
 
 __all__ = ["Effect", "Publish", "RunState", "on_evidence", "on_score", "on_join_timeout", "rejudge"]
 
@@ -124,7 +124,8 @@ def on_score(
         score = ScoredRun.model_validate(screened.obj)
     if state.score == screened.obj:
         return state, []  # identical redelivery
-    state = replace(state, score=screened.obj, score_source=source.to_dict(), score_secrets=screened.findings)
+    state = replace(state, score=screened.obj, score_source=screen_source(source.to_dict(), gates),
+                    score_secrets=screened.findings)
     return _evaluate(state, options, manifest, gates, score=score) if state.joined else (state, [])
 
 

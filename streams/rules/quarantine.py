@@ -1,13 +1,17 @@
 """Building quarantine records and the Kafka headers that repeat their routing fields."""
 
 import base64
+import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas import Provenance, QuarantineRecord, QuarantineSource
 from schemas.quarantine_record import Reason, Stage, quarantine_id
+from streams.rules.secret_rules import RULE_ID
 
+PLACEHOLDER_RULE = re.compile(f"<SECRET:({RULE_ID.pattern})>")
 # Raw bytes beyond this are cut from the record (the limit keeps a record under Kafka's size cap).
 RAW_KEEP_BYTES = 64 * 1024
 
@@ -56,9 +60,11 @@ def quarantine_record(
     errors = list(errors)
     raw_text = None
     if raw is not None:
+        # Kept whole until ``cut_raw``: cut first, a secret across the cut would be found by no
+        # rule any more, and its first part would go out (SPEC 10).
         if len(raw) > RAW_KEEP_BYTES:
             errors.append(f"raw bytes cut to the first {RAW_KEEP_BYTES} of {len(raw)}")
-        raw_text = base64.b64encode(raw[:RAW_KEEP_BYTES]).decode("ascii")
+        raw_text = base64.b64encode(raw).decode("ascii")
     return QuarantineRecord(
         id=quarantine_id(stage, reason, subject),
         stage=stage,
@@ -72,6 +78,19 @@ def quarantine_record(
         source_provenance=source_provenance.contract_fields() if source_provenance else None,
         recorded_at=source.recorded_at,
     )
+
+
+def cut_raw(record: QuarantineRecord) -> QuarantineRecord:
+    """The record with its raw bytes cut to ``RAW_KEEP_BYTES`` (the record must stay under Kafka's
+    size cap), once ``redact_record`` has replaced the secrets in the whole of them."""
+    if record.raw is None or len(record.raw) <= base64_length(RAW_KEEP_BYTES):
+        return record
+    raw = base64.b64decode(record.raw)[:RAW_KEEP_BYTES]
+    return record.model_copy(update={"raw": base64.b64encode(raw).decode("ascii")})
+
+
+def base64_length(size: int) -> int:
+    return 4 * ((size + 2) // 3)
 
 
 def quarantine_headers(record: QuarantineRecord) -> list[tuple[str, bytes]]:
@@ -115,3 +134,14 @@ def redact_record(record: QuarantineRecord, scanner) -> tuple[QuarantineRecord, 
         "source": record.source.model_copy(update={"key": redacted["key"]}),
         "source_provenance": Provenance.model_validate(provenance) if provenance else None,
     }), rules
+
+
+def input_secret_rules(record: dict[str, Any]) -> list[str]:
+    """The rule of each placeholder in what a record of an input message copies of that message:
+    its object (``source_record``), its key, its raw bytes read as UTF-8; so each secret of the
+    message counts once. (The record's ids, errors and provenance repeat these: an error quotes
+    the key, ``run_id`` the object's.) ``record``: a QuarantineRecord as JSON."""
+    text = json.dumps([record.get("source_record"), (record.get("source") or {}).get("key")], ensure_ascii=False)
+    if record.get("raw"):
+        text += base64.b64decode(record["raw"]).decode("utf-8", "replace")
+    return PLACEHOLDER_RULE.findall(text)

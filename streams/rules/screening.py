@@ -89,6 +89,17 @@ def screen(obj: dict[str, Any], gates: ContentGates) -> Screened:
     return Screened(obj, findings)
 
 
+def screen_source(source: dict[str, Any], gates: ContentGates) -> dict[str, Any]:
+    """A message's coordinates as the join keeps them (``SourceMessage.to_dict``): its key is the
+    run id, which may hold a secret, and travels on with the run (pair candidates, pair windows,
+    dedup candidates), so it is redacted like the record's own strings."""
+    key = source.get("key")
+    if gates.secrets == "off" or gates.scanner is None or not key:
+        return source
+    redacted, found = gates.scanner.redact_object(key)
+    return {**source, "key": redacted} if found else source
+
+
 def secret_errors(mode: str, evidence_findings: list[list], score_findings: list[list]) -> tuple[str, ...]:
     """``secret_in_content`` errors for the findings in gated places: rule ids and offsets only."""
     gated = GATED[mode]

@@ -17,7 +17,9 @@ The engine is gitleaks' with TruffleHog's windows, so that a clean text costs on
 3. the secret is the rule's ``secretGroup``; unset (or 0), gitleaks' rule: the first capture group
    that matched something, else the whole match;
 4. a secret whose Shannon entropy does not exceed the rule's floor, or that an allowlist allows,
-   is dropped, as is any match overlapping an existing ``<SECRET:...>`` placeholder;
+   is dropped, as is any match overlapping an existing ``<SECRET:...>`` placeholder (but one that
+   lies within the id of a placeholder naming none of the rules: "<SECRET:ghp_...>" is a token
+   written to pass for a placeholder, not one);
 5. overlapping findings keep the earliest start, then the longest.
 
 ``find`` repeats the scan on its own redaction until nothing more is found, so that
@@ -90,6 +92,7 @@ class SecretScanner:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
         self.rule_ids = tuple(rule.id for rule in self._rules)
+        self._rule_id_set = frozenset(self.rule_ids)
         self._reach = tuple(_reach(rule.regex) for rule in self._rules)
         self._everywhere = tuple(i for i, rule in enumerate(self._rules) if not rule.keywords)
         by_keyword: dict[str, list[int]] = {}
@@ -173,7 +176,7 @@ class SecretScanner:
         if not hits and not self._everywhere:
             return []
         # not a keyword: each keyword's first letter costs the pass over every text, this is rarely needed
-        excluded = [m.span() for m in PLACEHOLDER_PATTERN.finditer(text)] if "<SECRET:" in text else []
+        excluded = [self._placeholder(m) for m in PLACEHOLDER_PATTERN.finditer(text)] if "<SECRET:" in text else []
         candidates = []
         for i in (*hits, *self._everywhere):
             regex = self._rules[i].regex
@@ -184,8 +187,17 @@ class SecretScanner:
                         candidates.append(candidate)
         return _without_overlaps(candidates, self._rules) if candidates else []
 
+    def _placeholder(self, match: re.Match[str]) -> tuple[int, int, int, int]:
+        """A placeholder's span, and the span within it where a secret may still be found: none
+        when it names a rule of this scanner; else its id, which may be a token written to pass
+        for a placeholder ("<SECRET:ghp_...>")."""
+        start, end = match.span()
+        if match.group()[len("<SECRET:"):-1] in self._rule_id_set:
+            return start, end, end, end
+        return start, end, start + len("<SECRET:"), end - 1
+
     def _candidate(
-        self, i: int, text: str, match: re.Match[str], window_end: int, excluded: list[tuple[int, int]]
+        self, i: int, text: str, match: re.Match[str], window_end: int, excluded: list[tuple[int, int, int, int]]
     ) -> tuple[int, int, int] | None:
         """The secret of a regex match, unless a later step of the module docstring drops it."""
         rule = self._rules[i]
@@ -194,7 +206,8 @@ class SecretScanner:
             if match is None:
                 return None
         start, end = _secret_span(match, rule.secret_group)
-        if start >= end or any(start < x_end and x_start < end for x_start, x_end in excluded):
+        if start >= end or any(start < x_end and x_start < end and not open_start <= start < end <= open_end
+                               for x_start, x_end, open_start, open_end in excluded):
             return None
         if rule.entropy and shannon_entropy(text[start:end]) <= rule.entropy:
             return None

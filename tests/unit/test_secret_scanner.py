@@ -63,6 +63,14 @@ def test_nothing_is_found_in_or_over_a_placeholder(scanner_of):
     assert scanner.find("RANDOMWORD SECRET") == [Finding(0, 10, "shouty"), Finding(11, 17, "shouty")]
 
 
+def test_a_token_written_as_a_placeholder_is_found_and_a_placeholder_of_a_rule_is_not(scanner_of):
+    scanner = scanner_of(rule("d1234567", r"d?[0-9]{7}", '"secret"'))
+    # A placeholder of one of the scanner's rules hides its id; any other hides all but its id.
+    assert scanner.find("<SECRET:d1234567> <SECRET:7654321>") == [Finding(26, 33, "d1234567")]
+    redacted = scanner.redact("<SECRET:7654321>")[0]
+    assert redacted == "<SECRET:<SECRET:d1234567>>" and scanner.redact(redacted)[0] == redacted
+
+
 def test_overlapping_findings_keep_the_earliest_start_then_the_longest(scanner_of):
     scanner = scanner_of(rule("short", r"abc", '"abc"') + rule("long", r"abcdef", '"abc"') + rule("late", r"cdefgh", '"cde"'))
     assert scanner.find("xabcdefgh") == [Finding(1, 7, "long")]

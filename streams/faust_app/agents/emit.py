@@ -15,7 +15,7 @@ from schemas.codec import encode
 from streams.faust_app.candidates import CANDIDATES_KEY, target_partition
 from streams.faust_app.pipeline import Pipeline
 from streams.rules.effects import Effect, Publish
-from streams.rules.quarantine import quarantine_headers, redact_record
+from streams.rules.quarantine import cut_raw, input_secret_rules, quarantine_headers, redact_record
 
 SAMPLE_STAGES = {"rag-samples": "rag", "sft-samples": "sft", "preference-pairs": "preference"}
 CANDIDATE_TOPICS = ("pair-candidates", "dedup-candidates")
@@ -114,7 +114,10 @@ async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineReco
     replaced, whatever built the record (SPEC 10)."""
     if pipeline.scanner is not None:
         record, rules = redact_record(record, pipeline.scanner)
+        if record.stage == "input":  # each secret of the message once, as `distill stats` counts them
+            rules = input_secret_rules(record.model_dump(mode="json"))
         for rule in rules:
             pipeline.metrics.secret_findings.labels(rule).inc()
+    record = cut_raw(record)
     pipeline.metrics.quarantined(record.stage, record.reason)
     await publish(pipeline, source, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))
