@@ -21,7 +21,9 @@ from streams.rules.effects import Effect, OutputTopic, Publish
 from streams.rules.firewall import ContentVerdicts, GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
 from streams.rules.pairing import pair_run_from
 from streams.rules.quarantine import SourceMessage, quarantine_record
-from streams.rules.screening import NO_CONTENT_GATES, ContentGates, judge, screen, screen_source, secret_errors
+from streams.rules.screening import (
+    NO_CONTENT_GATES, ContentGates, Screened, judge, screen, screen_source, secret_errors,
+)
 
 __all__ = ["Effect", "Publish", "RunState", "on_evidence", "on_score", "on_join_timeout", "rejudge"]
 
@@ -97,11 +99,11 @@ def on_evidence(
     options: GateOptions, manifest: Manifest, gates: ContentGates = NO_CONTENT_GATES,
 ) -> tuple[RunState, list[Effect]]:
     """Evidence arrived. The first one stands; a different second one is a ``duplicate_id``."""
-    screened = screen(obj, gates)
+    screened = _own_id(screen(obj, gates), "run_id", source)
     if screened.obj is not obj:
         evidence = EvidenceRecord.model_validate(screened.obj)
     if state.evidence is not None:
-        if state.evidence == screened.obj:
+        if _same(state.evidence, screened.obj, "run_id"):
             return state, []  # identical redelivery
         return state, [quarantine_record(
             stage="input", reason="duplicate_id", subject=evidence.run_id,
@@ -119,14 +121,29 @@ def on_score(
     options: GateOptions, manifest: Manifest, gates: ContentGates = NO_CONTENT_GATES,
 ) -> tuple[RunState, list[Effect]]:
     """A score arrived: the latest one wins and the run is evaluated again if joined."""
-    screened = screen(obj, gates)
+    screened = _own_id(screen(obj, gates), "evidence_run_id", source)
     if screened.obj is not obj:
         score = ScoredRun.model_validate(screened.obj)
-    if state.score == screened.obj:
+    if state.score is not None and _same(state.score, screened.obj, "evidence_run_id"):
         return state, []  # identical redelivery
     state = replace(state, score=screened.obj, score_source=screen_source(source.to_dict(), gates),
                     score_secrets=screened.findings)
     return _evaluate(state, options, manifest, gates, score=score) if state.joined else (state, [])
+
+
+def _own_id(screened: Screened, field: str, source: SourceMessage) -> Screened:
+    """A run id that held a secret, made its run's own again: two ids holding secrets of one rule
+    redact to one string, so the coordinates of the message it came in follow it (a hash of
+    the id would fingerprint the secret). Only a quarantine record can show such an id: the
+    secret keeps the run out of every dataset."""
+    if not any(path == field for path, *_ in screened.findings):
+        return screened
+    return Screened({**screened.obj, field: f"{screened.obj[field]}@{source.coordinates}"}, screened.findings)
+
+
+def _same(kept: dict[str, Any], arrived: dict[str, Any], field: str) -> bool:
+    """The same record, but for the run id's coordinates (the key, and so the id, is the same)."""
+    return kept == arrived or {**kept, field: None} == {**arrived, field: None}
 
 
 def rejudge(
@@ -243,7 +260,7 @@ def _forward_to_pairing(
     if run is not None and run.task_id not in first_scored_at:
         first_scored_at = {**first_scored_at, run.task_id: run.scored_at_epoch}
     candidate = dumps({
-        "run_id": score.evidence_run_id,
+        "run_id": evidence.run_id,
         "run": run.to_dict() if run else None,
         "score_source": state.score_source,
         "first_scored_at": first_scored_at,

@@ -67,7 +67,8 @@ def pair_run_from(evidence: EvidenceRecord, score: ScoredRun, exclusion: dict | 
     """The joined run as a pair candidate, or None when it may not take part (SPEC 6).
 
     Out: either record without complete provenance (as the SPEC 4.2 gate reads it), or
-    empty text after trimming. The task is the score's ``evidence_task_id``, as in the seed.
+    empty text after trimming. The task is the score's ``evidence_task_id``, as in the seed; the
+    run id the evidence's (the same, unless it held a secret: ``join._own_id``).
     ``exclusion``: why a run that would take part is kept out of the plan (its record says so).
     """
     text = evidence.text.strip()
@@ -77,7 +78,7 @@ def pair_run_from(evidence: EvidenceRecord, score: ScoredRun, exclusion: dict | 
         return None
     files, reasons = evidence.source_files, score.reasons
     return PairRun(
-        run_id=score.evidence_run_id, task_id=score.evidence_task_id, category=score.category,
+        run_id=evidence.run_id, task_id=score.evidence_task_id, category=score.category,
         scored_at=score.scored_at, scored_at_epoch=score.scored_at_epoch, text=text,
         first_file=files[0] if files and files[0] else None,
         first_reason=reasons[0] if reasons else None, provenance=score.provenance.contract_fields(),
