@@ -34,6 +34,7 @@ async def test_a_partition_delivered_past_unread_messages_restarts_the_worker(
     # Faust is not started (test_context() feeds the agent); the guard reads the real topic.
     pipeline = build_pipeline(settings, broker="kafka://127.0.0.1:1", store="memory://")
     pipeline.manifest.ready.set()
+    pipeline.evalsets.ready.set()
     PIPELINES[pipeline.app] = pipeline
     recorded = record_sends(pipeline)
     try:

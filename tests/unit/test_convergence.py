@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import EvidenceRecord, PreferenceSample, QuarantineRecord, ScoredRun
+from schemas import EvidenceRecord, QuarantineRecord, ScoredRun
 from schemas.codec import loads
 from streams.rules import dedup, pairing
 from streams.rules.decontamination import EvalIndex, EvalItem
 from streams.rules.firewall import GateOptions
+from streams.rules.pair_effects import pair_content_key, plan_effects
 from streams.rules.join import RunState, on_evidence, on_score, rejudge
 from streams.rules.screening import ContentGates
 from tests.batch_reference import expected
@@ -119,32 +120,21 @@ class Pipeline:
         if not window.closed:
             self.windows[key] = pairing.admit(window, run) if run else pairing.withdraw(window, message["run_id"])
             return
-        self.windows[key], changes = pairing.change_closed(window, run, message["run_id"], MAX_PAIRS, pair_key)
+        self.windows[key], changes = pairing.change_closed(window, run, message["run_id"], MAX_PAIRS, pair_content_key)
         self.send_plan(key, changes)
 
     def close(self, task: str) -> None:
-        self.windows[task], changes = pairing.close(self.windows[task], MAX_PAIRS, pair_key)
+        self.windows[task], changes = pairing.close(self.windows[task], MAX_PAIRS, pair_content_key)
         self.send_plan(task, changes)
 
     def send_plan(self, task: str, changes: pairing.PlanChanges) -> None:
-        effects = [dedup.withdraw_message("preference", r.content_key, r.pair_id) for r in changes.retract]
-        for sample in changes.emit:
-            window = self.windows[task]
-            created = max(window.runs[sample.chosen_run_id].scored_at_epoch,
-                          window.runs[sample.rejected_run_id].scored_at_epoch)
-            effects.append(dedup.upsert_message("preference", pair_key(sample), dedup.Candidate(
-                sample.id, created, sample.model_dump(mode="json"), dedup.RecordContext(
-                    sample.id, sample.chosen_run_id, task, make_source().to_dict(), {"run_id": None}, None))))
-        self.send(f"pair:{task}", effects)
+        sources = dict.fromkeys(self.windows[task].runs, make_source().to_dict())
+        self.send(f"pair:{task}", plan_effects(self.windows[task], changes, sources))
         for run in changes.excluded:
             self.excluded[run.run_id] = run.exclusion["reason"]
 
     def pending(self) -> list[tuple]:
         return [channel for channel, queue in self.channels.items() if queue]
-
-
-def pair_key(sample: PreferenceSample) -> str:
-    return dedup.content_key(sample.prompt, sample.chosen, sample.rejected)
 
 
 def index_of(sets: set[str]) -> EvalIndex:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from faust.types import TP, EventT
 from mode import CrashingSupervisor
 
-from schemas.codec import dumps, encode, loads
+from schemas.codec import dumps, loads
 from streams.faust_app.agents.batches import process_batches, spill_when_full
 from streams.faust_app.agents.emit import (
     WATERMARK_KEY, Watermark, publish, send_candidates, send_effects, send_quarantine,
@@ -26,13 +26,10 @@ from streams.faust_app.candidates import CANDIDATES_KEY, read_batch
 from streams.faust_app.health import OpenWindow
 from streams.faust_app.open_windows import OpenWindows
 from streams.faust_app.pipeline import Pipeline
-from streams.rules.dedup import Candidate, RecordContext, content_key, upsert_message, withdraw_message
-from streams.rules.effects import Publish
+from streams.rules.pair_effects import pair_content_key, plan_effects
 from streams.rules.pairing import (
-    PairRejection,
     PairRun,
     PairWindow,
-    PlanChanges,
     admit,
     change_closed,
     close,
@@ -195,7 +192,7 @@ async def handle_candidate(pipeline: Pipeline, source: TP, candidate: dict) -> N
         if window.closed:
             window, changes = change_closed(window, run, run_id, settings.max_pairs_per_task, _content_key(pipeline))
             _save(pipeline, partition, known, window, sources, changes.insufficient)
-            await send_plan(pipeline, source, window, changes, sources)
+            await send_effects(pipeline, source, plan_effects(window, changes, sources))
         else:
             window = admit(window, run) if run else withdraw(window, run_id)
             _save(pipeline, partition, known, window, sources)
@@ -280,62 +277,9 @@ async def close_window(pipeline: Pipeline, source: TP, key: str) -> None:
     stored = _load(pipeline, partition, key)
     window, changes = close(stored.window, pipeline.settings.max_pairs_per_task, _content_key(pipeline))
     _save(pipeline, partition, key, window, stored.sources, changes.insufficient)
-    await send_plan(pipeline, source, window, changes, stored.sources)
+    await send_effects(pipeline, source, plan_effects(window, changes, stored.sources))
 
 
 def _content_key(pipeline: Pipeline):
     """How a pair is keyed for its dedup group; None with dedup off (pairs go straight out)."""
-    if not pipeline.settings.dedup:
-        return None
-    return lambda sample: content_key(sample.prompt, sample.chosen, sample.rejected)
-
-
-async def send_plan(pipeline: Pipeline, source: TP, window: PairWindow, changes: PlanChanges, sources: dict) -> None:
-    """What a window's (new) plan changes: pairs taken back, pairs sent, refusals and exclusions recorded."""
-    for retraction in changes.retract:
-        await send_effects(pipeline, source, [
-            withdraw_message("preference", retraction.content_key, retraction.pair_id) if retraction.content_key
-            else Publish("preference-pairs", retraction.pair_id, None)])
-        await send_quarantine(pipeline, source, quarantine_record(
-            stage="preference", reason="invalid_preference_pairing", subject=retraction.pair_id,
-            errors=[f"retracted {retraction.pair_id}", *retraction.errors],
-            source=SourceMessage.from_dict(sources[retraction.chosen_run_id]),
-            run_id=retraction.chosen_run_id, task_id=retraction.task_id,
-            source_record=_pair_record(retraction.task_id, retraction.chosen_run_id, retraction.rejected_run_id),
-        ))
-    for sample in changes.emit:
-        key = window.emitted[sample.id][3]
-        if key is None:
-            await send_effects(pipeline, source, [Publish("preference-pairs", sample.id, encode(sample))])
-            continue
-        created_at = max(window.runs[sample.chosen_run_id].scored_at_epoch, window.runs[sample.rejected_run_id].scored_at_epoch)
-        await send_effects(pipeline, source, [upsert_message("preference", key, Candidate(
-            sample.id, created_at, sample.model_dump(mode="json"), RecordContext(
-                subject=sample.id, run_id=sample.chosen_run_id, task_id=window.task_id,
-                source=sources[sample.chosen_run_id], source_record=_pair_record(window.task_id, sample.chosen_run_id,
-                                                                                  sample.rejected_run_id),
-                source_provenance=None)))])
-    for rejection in changes.refused:
-        await send_rejected_pair(pipeline, source, rejection, sources)
-    for run in changes.excluded:
-        await send_quarantine(pipeline, source, quarantine_record(
-            stage="preference", reason=run.exclusion["reason"], subject=run.run_id,
-            errors=[f"run {run.run_id!r} takes no part in pairing", *run.exclusion["errors"]],
-            source=SourceMessage.from_dict(sources[run.run_id]), run_id=run.run_id, task_id=run.task_id,
-            source_record={"run_id": run.run_id, "task_id": run.task_id, "scored_at": run.scored_at},
-            source_provenance=run.provenance,
-        ))
-
-
-def _pair_record(task_id: str, chosen_run_id: str, rejected_run_id: str) -> dict:
-    """The ``source_record`` of a pair's quarantine records: which runs it pairs."""
-    return {"task_id": task_id, "chosen_run_id": chosen_run_id, "rejected_run_id": rejected_run_id}
-
-
-async def send_rejected_pair(pipeline: Pipeline, source: TP, rejection: PairRejection, sources: dict) -> None:
-    await send_quarantine(pipeline, source, quarantine_record(
-        stage="preference", reason=rejection.reason, subject=rejection.pair_id, errors=rejection.errors,
-        source=SourceMessage.from_dict(sources[rejection.chosen_run_id]), run_id=rejection.chosen_run_id,
-        task_id=rejection.task_id,
-        source_record=_pair_record(rejection.task_id, rejection.chosen_run_id, rejection.rejected_run_id),
-    ))
+    return pair_content_key if pipeline.settings.dedup else None
