@@ -8,14 +8,17 @@ import contextlib
 import signal
 import subprocess
 import sys
+import hashlib
 import time
 from pathlib import Path
 
+from benchmarks.builds import Build
 from benchmarks.common import (
     HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, time_range,
 )
 from benchmarks.corpus import Runs
 from benchmarks.latency import latency
+from benchmarks.peer import read_outputs
 from streams.broker import kafka_io
 from streams.commands.wait import wait_caught_up
 from streams.commands.worker import child_worker, settings_env
@@ -52,10 +55,38 @@ class Workers:
 
 
 @contextlib.asynccontextmanager
-async def worker_processes(settings: DistillSettings, count: int, profile: bool):
+async def build_worker(build: Build, settings: DistillSettings, log_path: Path):
+    """Another build's ``distill worker`` (``--build``): its interpreter, in its folder, with the
+    same settings as variables (a build ignores the variables it does not know), stopped as
+    ``child_worker`` stops ours."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in settings_env(settings).items() if k != "PYTHONPATH"}
+    with log_path.open("ab") as out:
+        process = subprocess.Popen([str(build.python), "-m", "streams", "worker"], env=env, cwd=build.root,
+                                   stdout=out, stderr=out)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextlib.asynccontextmanager
+async def worker_processes(settings: DistillSettings, count: int, profile: bool, build: Build | None = None):
     """``count`` ``distill worker`` children of one group (``streams.commands.worker.child_worker``), each with
-    its own data folder; or one under pyinstrument."""
+    its own data folder; or one under pyinstrument; or ``count`` of another build (``--build``)."""
     workers = Workers()
+    if build is not None:
+        async with contextlib.AsyncExitStack() as stack:
+            for i in range(count):
+                own = settings if i == 0 else settings.model_copy(update={"data_dir": settings.data_dir / f"worker-{i}"})
+                log_path = own.data_dir / "worker.log"
+                workers.add(await stack.enter_async_context(build_worker(build, own, log_path)), log_path)
+            yield workers
+        return
     if not profile:
         async with contextlib.AsyncExitStack() as stack:
             for i in range(count):
@@ -107,9 +138,11 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
     result: dict = {"expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
                                          "sft": categories["accepted"]}}
     async with Probe(settings) as probe:
-        result["code"] = code_version()
+        build = getattr(args, "build_made", None)
+        result["code"] = code_version() if build is None else {"commit": build.short, "build": build.ref,
+                                                               "uncommitted": []}
         spawned = time.time()
-        async with worker_processes(settings, args.workers, args.profile) as workers:
+        async with worker_processes(settings, args.workers, args.profile, build) as workers:
             assigned = asyncio.create_task(first_assignment(settings, settings.application_id,
                                                             lambda: workers.status()["cpu_s"]))
             while sum((await probe.ends(out_topics)).values()) == 0:
@@ -192,6 +225,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                         "runs_per_s_from_first_input": runs.n / (last - assigned_at),
                         "cpu_s_per_1000_runs": 1000 * (status["cpu_s"] - cpu_at_assigned) / runs.n,
                     }
+                result["samples_digest"] = await samples_digest(settings)
                 result["produced_offsets"] = await produced_offsets(settings, probe)
                 result["produced_per_run"] = sum(result["produced_offsets"].values()) / runs.n
                 result["quarantine"] = await quarantine_reasons(settings)
@@ -216,6 +250,18 @@ async def produced_offsets(settings: DistillSettings, probe: Probe) -> dict[str,
     """Offsets the worker wrote per topic: outputs, pair-candidates and the table changelogs
     (under exactly-once each transaction also leaves one commit marker per partition)."""
     names = [settings.topic(t) for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine",
-                                         "pair-candidates")]
+                                         "pair-candidates", "dedup-candidates")]
     names += [changelog_topic(settings, table) for table in TABLE_NAMES]
     return {name: sum((await probe.ends([name])).values()) for name in names}
+
+
+async def samples_digest(settings: DistillSettings) -> dict[str, str]:
+    """A digest of each sample topic's latest value per key (read committed): two builds or
+    configurations that made the same samples, byte for byte, have the same digests."""
+    found = await read_outputs(settings, {kind: settings.topic(f"{kind}-{suffix}") for kind, suffix in
+                                          (("rag", "samples"), ("sft", "samples"), ("preference", "pairs"))})
+    digests = {}
+    for kind, values in found["digests"].items():
+        live = sorted((key, digest) for key, digest in values.items() if digest is not None)
+        digests[kind] = hashlib.sha256(b"".join(key + b"\0" + digest for key, digest in live)).hexdigest()[:16]
+    return digests
