@@ -16,6 +16,7 @@ alike). The configurations:
 - ``gates-off``: this build, ``DISTILL_SECRETS=off``, ``DISTILL_DEDUP=off``: the round's plumbing alone;
 - ``defaults``: this build as shipped: secrets ``quarantine``, dedup on, no evaluation set;
 - ``secrets``: secrets ``quarantine``, dedup off (issue 30's figure);
+- ``dedup``: dedup on, secrets off, no evaluation set (dedup's share of the next one);
 - ``dedup-humaneval``: dedup on and HumanEval registered before the worker starts, secrets off
   (issue 31's figure: dedup and decontamination alone);
 - ``all-humaneval``: the defaults and HumanEval.
@@ -46,6 +47,7 @@ CONFIGS = {
     "gates-off": ["--secrets", "off", "--dedup", "off"],
     "defaults": ["--secrets", "quarantine", "--dedup", "on"],
     "secrets": ["--secrets", "quarantine", "--dedup", "off"],
+    "dedup": ["--secrets", "off", "--dedup", "on"],
     "dedup-humaneval": ["--secrets", "off", "--dedup", "on", "--evalset", "humaneval"],
     "all-humaneval": ["--secrets", "quarantine", "--dedup", "on", "--evalset", "humaneval"],
 }
@@ -79,6 +81,14 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
 def schedule(configs: list[str], rounds: int) -> list[str]:
     order = []
     for r in range(rounds):
@@ -92,21 +102,22 @@ def summarise(results: dict[str, list[dict]], baseline: str = "baseline") -> dic
         table[config] = {}
         for label, where, _ in FIGURES:
             values = [_get(r, where) for r in runs]
-            table[config][label] = {"runs": values, "mean": _mean(values)}
+            table[config][label] = {"runs": values, "mean": _mean(values), "median": _median(values)}
     if baseline in table:
         for config, figures in table.items():
             for label, figure in figures.items():
-                base = table[baseline][label]["mean"]
-                figure["ratio"] = figure["mean"] / base if base and figure["mean"] is not None else None
+                for stat, name in (("mean", "ratio"), ("median", "median_ratio")):
+                    base = table[baseline][label][stat]
+                    figure[name] = figure[stat] / base if base and figure[stat] is not None else None
     verdicts = []
     for issue, config, label, limit in BUDGETS:
-        ratio = (table.get(config, {}).get(label) or {}).get("ratio")
-        if ratio is None:
+        figure = table.get(config, {}).get(label) or {}
+        if figure.get("ratio") is None:
             continue
-        change = ratio - 1
+        change, median_change = figure["ratio"] - 1, figure["median_ratio"] - 1
         holds = change >= limit if limit < 0 else change <= limit
-        verdicts.append({"issue": issue, "config": config, "figure": label, "change": change, "limit": limit,
-                         "holds": holds})
+        verdicts.append({"issue": issue, "config": config, "figure": label, "change": change,
+                         "median_change": median_change, "limit": limit, "holds": holds})
     return {"table": table, "budgets": verdicts}
 
 
@@ -139,8 +150,8 @@ def markdown(sitting: dict) -> str:
                   "in brackets each run in the order run.", ""]
     for verdict in sitting["summary"]["budgets"]:
         lines.append(f"- issue {verdict['issue']}, {verdict['config']}, {verdict['figure']}: "
-                     f"{verdict['change']:+.1%} (budget {verdict['limit']:+.0%}): "
-                     f"{'holds' if verdict['holds'] else 'MISSED'}")
+                     f"{verdict['change']:+.1%} of the means, {verdict['median_change']:+.1%} of the medians "
+                     f"(budget {verdict['limit']:+.0%}): {'holds' if verdict['holds'] else 'MISSED'} (means)")
     checks = sitting.get("checks") or {}
     if checks:
         lines += ["", f"- samples (RAG, SFT, preference pairs) byte for byte the baseline's: {checks['samples_same']}",
