@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -221,6 +222,10 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 result["samples_digest"] = await samples_digest(settings)
                 result["produced_offsets"] = await produced_offsets(settings, probe)
                 result["produced_per_run"] = sum(result["produced_offsets"].values()) / runs.n
+                produced = produced_bytes(list(result["produced_offsets"]))
+                if produced is not None:
+                    result["produced_bytes"] = produced
+                    result["produced_bytes_per_run"] = sum(produced.values()) / runs.n
                 result["quarantine"] = await quarantine_reasons(settings)
                 result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
                                                    if k not in EXPECTED_REASONS}
@@ -258,3 +263,35 @@ async def samples_digest(settings: DistillSettings) -> dict[str, str]:
         live = sorted((key, digest) for key, digest in values.items() if digest is not None)
         digests[kind] = hashlib.sha256(b"".join(key + b"\0" + digest for key, digest in live)).hexdigest()[:16]
     return digests
+
+
+def broker_log_dirs() -> list[Path]:
+    """The local broker's data folders (``log.dirs`` of ``$DISTILL_KAFKA_HOME/server.properties``),
+    if the broker is the local one; else none."""
+    home = os.environ.get("DISTILL_KAFKA_HOME")
+    properties = Path(home) / "server.properties" if home else None
+    if properties is None or not properties.exists():
+        return []
+    for line in properties.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() in ("log.dirs", "log.dir"):
+            return [Path(d.strip()) for d in value.split(",") if d.strip()]
+    return []
+
+
+def produced_bytes(names: list[str]) -> dict[str, int] | None:
+    """Bytes of each topic's log segments on the local broker (record batches as stored:
+    compressed if the producer compressed, transaction markers included), read from its data
+    folders; None when the broker is not local. Nothing is compacted yet: the segments are young."""
+    dirs = broker_log_dirs()
+    if not dirs:
+        return None
+    sizes = {}
+    for name in names:
+        total = 0
+        for folder in dirs:
+            for partition in folder.glob(f"{name}-*"):
+                if partition.name[len(name) + 1:].isdigit():
+                    total += sum(f.stat().st_size for f in partition.glob("*.log"))
+        sizes[name] = total
+    return sizes

@@ -59,6 +59,7 @@ FIGURES = [
     ("runs/s through the whole pipeline", ("pipeline", "whole_pipeline_runs_per_s"), "{:,.0f}"),
     ("CPU-s per 1000 runs", ("pipeline", "cpu_s_per_1000_runs"), "{:.3f}"),
     ("messages produced per run", ("pipeline", "produced_per_run"), "{:.2f}"),
+    ("bytes produced per run", ("pipeline", "produced_bytes_per_run"), "{:,.0f}"),
     ("peak RSS, MiB", ("pipeline", "peak_rss_mib"), "{:,.0f}"),
     ("ceiling, msg/s (machine state)", ("ceiling", "messages_per_s"), "{:,.0f}"),
 ]
