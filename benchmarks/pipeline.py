@@ -15,7 +15,8 @@ from pathlib import Path
 
 from benchmarks.builds import Build
 from benchmarks.common import (
-    HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, time_range,
+    HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, thread_cpu,
+    time_range,
 )
 from benchmarks.corpus import Runs
 from benchmarks.latency import latency
@@ -190,6 +191,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 await wait_caught_up(settings, timeout=300)
                 caught_up_at = time.time()
                 status = workers.status()
+                result["worker_cpu_by_thread_s"] = thread_cpu(workers.processes[0][0].pid)  # the first worker's
                 first, last = await time_range(settings, out_topics)
                 processing = last - first
                 # Through the whole pipeline: until the last preference pair (the windows still open

@@ -60,6 +60,8 @@ FIGURES = [
     ("CPU-s per 1000 runs", ("pipeline", "cpu_s_per_1000_runs"), "{:.3f}"),
     ("messages produced per run", ("pipeline", "produced_per_run"), "{:.2f}"),
     ("bytes produced per run", ("pipeline", "produced_bytes_per_run"), "{:,.0f}"),
+    ("main thread CPU-s per 1000 runs (start-up included)", "main", "{:.3f}"),
+    ("other threads' CPU-s per 1000 runs (start-up included)", "others", "{:.3f}"),
     ("peak RSS, MiB", ("pipeline", "peak_rss_mib"), "{:,.0f}"),
     ("ceiling, msg/s (machine state)", ("ceiling", "messages_per_s"), "{:,.0f}"),
 ]
@@ -73,7 +75,13 @@ BUDGETS = [
 ]
 
 
-def _get(result: dict, where: tuple[str, str]) -> float | None:
+def _get(result: dict, where: tuple[str, str] | str) -> float | None:
+    if isinstance(where, str):  # the worker's CPU by thread: "main", or every other thread
+        threads = (result.get("pipeline") or {}).get("worker_cpu_by_thread_s")
+        if not threads:
+            return None
+        cpu = threads.get("main", 0.0) if where == "main" else sum(v for k, v in threads.items() if k != "main")
+        return 1000 * cpu / result["runs"]
     return (result.get(where[0]) or {}).get(where[1])
 
 
