@@ -119,8 +119,8 @@ async def retro(args) -> dict:
             result["add"] = await timed_change(settings, workers, log_path,
                                                lambda: register_evalset(settings, "humaneval"), "add HumanEval")
             if args.remove:
-                result["remove"] = await timed_change(settings, workers, log_path,
-                                                      lambda: remove_eval_set(settings, "humaneval"), "remove HumanEval")
+                result["remove"] = await timed_change(
+                    settings, workers, log_path, lambda: remove_eval_set(settings, "humaneval"), "remove HumanEval")
             workers.check_alive()
         failed = False
     finally:

@@ -173,8 +173,8 @@ def checks(results: dict[str, list[dict]]) -> dict:
     digests = {c: [r["pipeline"].get("samples_digest") for r in runs] for c, runs in results.items()}
     reference = (digests.get("baseline") or next(iter(digests.values())))[0]
     same = {c: all(d == reference for d in ds) for c, ds in digests.items()}
-    unexpected = {c: [r["pipeline"].get("unexpected_quarantine") for r in runs if r["pipeline"].get("unexpected_quarantine")]
-                  for c, runs in results.items()}
+    unexpected = {c: [r["pipeline"]["unexpected_quarantine"] for r in runs
+                      if r["pipeline"].get("unexpected_quarantine")] for c, runs in results.items()}
     return {"samples_same": same, "unexpected_quarantine": {c: u for c, u in unexpected.items() if u}}
 
 
