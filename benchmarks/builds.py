@@ -80,3 +80,17 @@ def build(ref: str) -> Build:
 if __name__ == "__main__":
     made = build(sys.argv[1] if len(sys.argv) > 1 else "e7eaa95")
     print(made.python)
+
+
+def profiling_module(made: Build) -> str:
+    """For ``--profile --build``: pyinstrument in the build's environment (installed once) and this
+    build's ``benchmarks/profiling.py`` copied beside the build's folder under a name of its own;
+    the module's name (on ``PYTHONPATH=.local/builds``)."""
+    name = "distill_bench_profiling"
+    check = subprocess.run([str(made.python), "-c", "import pyinstrument"], capture_output=True)
+    if check.returncode != 0:
+        print(f"installing pyinstrument into the environment of {made.short} (once)", file=sys.stderr, flush=True)
+        subprocess.run([str(made.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "pyinstrument"], check=True, timeout=600)
+    (made.root.parent / f"{name}.py").write_text((ROOT / "benchmarks" / "profiling.py").read_text())
+    return name

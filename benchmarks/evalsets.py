@@ -222,9 +222,10 @@ def main() -> None:
         each.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(retro(args)) if args.what == "retro" else index(args) if args.what == "index" else match(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"evalsets-{args.what}{f'-{args.runs}' if args.what == 'retro' else ''}.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    folder = RESULTS / "evalsets"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{args.what}{f'-{args.runs}' if args.what == 'retro' else ''}.json"
+    (folder / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
 
 

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.builds import Build
+from benchmarks.builds import Build, profiling_module
 from benchmarks.common import (
     HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, thread_cpu,
     time_range,
@@ -81,7 +81,7 @@ async def worker_processes(settings: DistillSettings, count: int, profile: bool,
     """``count`` ``distill worker`` children of one group (``streams.commands.worker.child_worker``), each with
     its own data folder; or one under pyinstrument; or ``count`` of another build (``--build``)."""
     workers = Workers()
-    if build is not None or not profile:
+    if not profile:
         async with contextlib.AsyncExitStack() as stack:
             for i in range(count):
                 own = settings if i == 0 else settings.model_copy(update={"data_dir": settings.data_dir / f"worker-{i}"})
@@ -91,13 +91,20 @@ async def worker_processes(settings: DistillSettings, count: int, profile: bool,
             yield workers
         return
     env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}
+    python, renderer, cwd = sys.executable, "benchmarks.profiling.HotspotRenderer", ROOT
+    if build is not None:
+        # The build's interpreter in its folder, with this build's renderer (a module of its own
+        # name, so the build's benchmarks/ package does not hide it) counting the build's files as ours.
+        python, renderer, cwd = build.python, f"{profiling_module(build)}.HotspotRenderer", build.root
+        env = {k: v for k, v in env.items() if k != "PYTHONPATH"} | {
+            "PYTHONPATH": str(build.root.parent), "BENCH_PROFILE_ROOT": str(build.root)}
     # 5 ms samples: pyinstrument keeps every sample in memory until the worker exits (about 1 GB
     # per 100,000 at 1 ms); VmHWM of a profiled worker is therefore not the worker's own.
-    command = [sys.executable, "-m", "pyinstrument", "-i", "0.005", "-r", "benchmarks.profiling.HotspotRenderer",
+    command = [str(python), "-m", "pyinstrument", "-i", "0.005", "-r", renderer,
                "-o", str(PROFILE_TXT), "-m", "streams", "worker"]
     log_path = settings.data_dir / "worker.log"
     with log_path.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=cwd)
         workers.add(process, log_path)
         try:
             yield workers

@@ -26,7 +26,8 @@ from pyinstrument import processors
 from pyinstrument.frame_info import frame_info_get_identifier
 from pyinstrument.renderers import ConsoleRenderer
 
-ROOT = Path(__file__).resolve().parents[1]
+# The tree whose streams/ and schemas/ are "ours": this one, or another build's (``--profile --build``).
+ROOT = Path(os.environ.get("BENCH_PROFILE_ROOT") or Path(__file__).resolve().parents[1])
 OUR_FOLDERS = ("streams", "schemas")
 
 

@@ -16,8 +16,8 @@ def estimate(runs: int, guarantee: str, partitions: int, order: str, workers: in
     for path in RESULTS.glob("*.json"):
         with contextlib.suppress(ValueError, KeyError, OSError):
             data = json.loads(path.read_text())
-            if not data.get("profile"):
-                earlier.append(data)
+            if not data.get("profile") and "guarantee" in data and "runs_per_s" in data.get("pipeline", {}):
+                earlier.append(data)  # a pipeline result (not a profile, nor another benchmark's file)
     if not earlier:
         return None
     best = max(earlier, key=lambda d: (d["guarantee"] == guarantee, d["partitions"] == partitions,

@@ -286,8 +286,6 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
 def check_gate_options(parser: argparse.ArgumentParser, args) -> None:
     args.build_made = None
     if args.build:
-        if args.profile:
-            parser.error("--profile runs this build's worker; leave out --build")
         if args.secrets or args.dedup or args.evalset:
             log("note: --secrets, --dedup and --evalset reach a --build worker only if that build knows them")
         from benchmarks.builds import build
