@@ -32,10 +32,18 @@ Results go to stdout (a table, or JSON with ``--json``) and to
 duration from the largest earlier result. ``--profile`` runs the worker under
 pyinstrument and writes ``benchmarks/profile.txt`` and ``benchmarks/hotspots.json``.
 
+The content gates (SPEC 10-12) and the build measured: ``--secrets``, ``--dedup`` and
+``--evalset humaneval`` set the worker's gates (the set registered on the benchmark's prefix
+before the worker starts); ``--build REF`` runs the worker of another commit (``builds.py``) on
+this build's corpus. ``bash scripts/bench.sh --sitting`` (``sitting.py``) runs a baseline build
+and the gates' configurations side by side, alternating, with ratios to the baseline.
+
 This file is the command; the phases are modules beside it: ``corpus.py`` (the runs and their
 publication), ``ceiling.py`` (the ceiling and the Faust floor), ``pipeline.py`` (the workers),
 ``latency.py``, ``peer.py`` (the peer's runs and checks), ``report.py`` (the table, the estimate),
-``ratios.py`` (the peer's rows, the README table), ``common.py`` (what they share).
+``ratios.py`` (the peer's rows, the README table), ``common.py`` (what they share), ``builds.py``
+(other commits' workers), ``sitting.py`` (configurations side by side); apart: ``evalsets.py``
+(the retroactive pass, the index's memory, ``EvalIndex.match``) and ``secret_scan.py``.
 """
 
 

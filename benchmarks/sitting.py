@@ -2,7 +2,7 @@
 """One sitting: several builds and configurations of the worker on the same corpus, alternating,
 each as a ratio to the baseline build of the same sitting (issues 30 and 31).
 
-    bash scripts/bench.sh --sitting [--baseline e7eaa95] [--rounds 2] [--configs a,b,...] [run.py options]
+    bash scripts/bench.sh --sitting [--baseline e7eaa95] [--rounds 3] [--configs a,b,...] [run.py options]
 
 Each measurement is one ``benchmarks/run.py`` benchmark (``--no-floor``: the ceiling stays, as
 the state of the machine at that moment) under a fresh topic prefix, on the same generated
@@ -51,7 +51,7 @@ CONFIGS = {
     "dedup-humaneval": ["--secrets", "off", "--dedup", "on", "--evalset", "humaneval"],
     "all-humaneval": ["--secrets", "quarantine", "--dedup", "on", "--evalset", "humaneval"],
 }
-DEFAULT_CONFIGS = "baseline,gates-off,defaults,secrets,dedup-humaneval"
+DEFAULT_CONFIGS = "baseline,gates-off,secrets,dedup,dedup-humaneval,defaults"
 # (label, where in a result, format)
 FIGURES = [
     ("runs/s, first input to last output", ("pipeline", "runs_per_s_from_first_input"), "{:,.0f}"),
@@ -182,7 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--baseline", default="e7eaa95", help="git REF of the baseline build (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each configuration (default %(default)s)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
                         help=f"comma-separated, of {', '.join(CONFIGS)} (default {DEFAULT_CONFIGS})")
     ours, rest = parser.parse_known_args()
