@@ -53,6 +53,22 @@ def proc_status(pid: int) -> dict[str, int]:
     return found
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of a process by thread name (``/proc/<pid>/task/*/comm``;
+    threads of one name summed: RocksDB's ``rocksdb:low`` pool, several ``ThreadPoolExecutor``s)."""
+    by_name: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(task.name) == pid:
+                    name = "main"
+                by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return {name: round(cpu, 2) for name, cpu in sorted(by_name.items(), key=lambda kv: -kv[1])}
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None

