@@ -135,8 +135,9 @@ async def _consumed(waiter: _Waiter, names: list[str], label: str, what: str) ->
 
 
 async def _judged_otherwise(settings: DistillSettings, version: str) -> set[int]:
-    """The partitions whose runs were last judged against other evaluation sets than ``version``."""
+    """The partitions whose runs are not all judged against the evaluation sets of ``version``
+    (their ``evalsets:{p}`` rows: ``streams.faust_app.agents.join_agent.Judged``)."""
     live, _ = await kafka_io.latest_values(settings, changelog_topic(settings, "stream_time"))
-    judged = {p: loads(live[f"evalsets:{p}".encode()]) if f"evalsets:{p}".encode() in live else ""
+    judged = {p: loads(live.get(f"evalsets:{p}".encode(), b'{"version": "", "after": null}'))
               for p in range(settings.partitions)}
-    return {p for p, seen in judged.items() if seen != version}
+    return {p for p, row in judged.items() if row["version"] != version or row["after"] is not None}

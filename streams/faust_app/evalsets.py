@@ -72,6 +72,7 @@ class EvalSetView:
         self.items: dict[bytes, EvalItem] = {}
         self.ready = asyncio.Event()
         self.index = EvalIndex.build(())
+        self._position = 0  # the next offset of the topic to read, once loaded
         if items is not None:
             self.items = {item_key(i.set_name, i.item_id): i for i in items}
             self.index = EvalIndex.build(self.items.values())
@@ -92,8 +93,9 @@ class EvalSetView:
         else:
             self.items[key] = item
 
-    async def follow(self) -> None:
-        """Read the topic to its end, build the index (then ``ready``), and keep following."""
+    async def load(self) -> None:
+        """Read the topic to its end and build the index (then ``ready``). The worker does it
+        before Faust starts, so its join has the sets the moment it gets its partitions."""
         name = self.settings.topic(EVAL_SETS.name)
         await kafka_io.ensure_topics(self.settings, [EVAL_SETS])
         tp = TopicPartition(name, 0)
@@ -103,9 +105,19 @@ class EvalSetView:
             end = (await reader.end_offsets([tp]))[tp]
             while await reader.position(tp) < end:
                 await self._read(reader, 500)
-            await self._rebuild()
-            self.ready.set()
-            log.info("evaluation sets loaded: %s (version %s)", self.index.sets, self.version or "none")
+            self._position = await reader.position(tp)
+        await self._rebuild()
+        self.ready.set()
+        log.info("evaluation sets loaded: %s (version %s)", self.index.sets, self.version or "none")
+
+    async def follow(self) -> None:
+        """Keep the index current from where ``load`` stopped (loading first if it has not)."""
+        if not self.ready.is_set():
+            await self.load()
+        tp = TopicPartition(self.settings.topic(EVAL_SETS.name), 0)
+        async with kafka_io.started(kafka_io.consumer(self.settings)) as reader:
+            reader.assign([tp])
+            reader.seek(tp, self._position)
             while True:
                 if not await self._read(reader, int(LONGEST_DELAY * 1000)):
                     continue

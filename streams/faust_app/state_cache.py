@@ -18,6 +18,7 @@ the committed changelog).
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,17 @@ class StateCache:
     def items(self, table: str, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """The partition's rows as the next commit will leave them."""
         yield from _merged(_partition_db(self._tables[table], partition).items(), self._dirty.get((table, partition), {}))
+
+    def keys_after(self, table: str, partition: int, after: bytes | None, limit: int) -> list[bytes]:
+        """Up to ``limit`` keys of the partition's store in key order, past ``after`` (None: from
+        the first). The store only: flush first for the pending writes to be among them."""
+        db = _partition_db(self._tables[table], partition)
+        if isinstance(db, dict):  # the agent tests' in-memory store
+            keys = iter(sorted(db))
+        else:
+            keys = db.keys(from_key=after) if after is not None else db.keys()
+        wanted = (key for key in keys if (after is None or key > after) and not key.startswith(_FAUST_KEYS))
+        return list(islice(wanted, limit))
 
     def all_items(self, table: str) -> Iterator[tuple[bytes, bytes]]:
         """The rows of every partition this worker holds (the web pages and the watchdog)."""

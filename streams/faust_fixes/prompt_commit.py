@@ -6,7 +6,7 @@ while the worker was keeping up waited for that tick: at 200 runs/s, a quarter o
 measured rate, a score's sample came 206 ms after it (p50; p99 410 ms), most of it the
 wait for the next commit of a 0.25 s timer.
 
-Here a join batch that leaves less than one batch (``batch_size``) unread in its input
+Here a batch (of the join, pairing or dedup) that leaves less than one batch (``batch_size``) unread in its input
 partitions, as of the last fetch, asks for a commit ``commit_when_caught_up`` seconds later;
 the short wait lets the batch of the other input topic, often that run's other half, join
 the same transaction. "Read to the end" would not do: under a steady flow the next fetch is

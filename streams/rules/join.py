@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schemas import EvidenceRecord, ScoredRun
+from schemas import EvidenceRecord, RagSample, ScoredRun, SftSample
 from schemas.codec import dumps, encode, loads
 from streams.rules.dedup import Candidate, RecordContext, sample_content_key, upsert_message, withdraw_message
 from streams.rules.effects import Effect, OutputTopic, Publish
@@ -215,14 +215,13 @@ def _evaluate(
         else:
             value = encode(outcome)
             current = {"sample": outcome.id, "digest": digest_of(value)}
-            sample = loads(value) if gates.dedup else None
-            if sample is not None:
-                current["key"] = sample_content_key(stage, sample)
+            if gates.dedup:
+                current["key"] = sample_content_key(outcome)
             if previous == current:
                 continue
             if "sample" in previous and ("key" in previous) != gates.dedup:
                 effects.append(_retraction(stage, previous))  # sent the other way before DISTILL_DEDUP changed
-            effects.append(_candidate(stage, sample, current, state, score) if sample is not None
+            effects.append(_candidate(stage, outcome, value, current, state, score) if gates.dedup
                            else Publish(STAGE_TOPICS[stage], outcome.id, value))
             outcomes[stage] = current
     state = replace(state, outcomes=outcomes)
@@ -236,14 +235,15 @@ def _retraction(stage: str, previous: dict[str, str]) -> Publish:
     return Publish(STAGE_TOPICS[stage], previous["sample"], None)
 
 
-def _candidate(stage: str, sample: dict[str, Any], current: dict[str, str], state: RunState,
+def _candidate(stage: str, sample: RagSample | SftSample, value: bytes, current: dict[str, str], state: RunState,
                score: ScoredRun) -> Publish:
-    """The sample (as published) as a candidate of its content's dedup group."""
-    return upsert_message(stage, current["key"], Candidate(sample["id"], score.scored_at_epoch, sample, RecordContext(
-        subject=sample["run_id"], run_id=sample["run_id"], task_id=sample["task_id"], source=state.score_source,
-        source_record=state.score,
-        source_provenance=score.provenance.model_dump(mode="json") if score.provenance else None,
-    )))
+    """The sample (``value``: as published) as a candidate of its content's dedup group."""
+    return upsert_message(stage, current["key"], Candidate(
+        sample.id, score.scored_at_epoch, value.decode(), current["digest"], RecordContext(
+            subject=sample.run_id, run_id=sample.run_id, task_id=sample.task_id, source=state.score_source,
+            source_record=state.score,
+            source_provenance=score.provenance.model_dump(mode="json") if score.provenance else None,
+        )))
 
 
 def _forward_to_pairing(

@@ -3,17 +3,12 @@ pairs (straight to their topic, or to their dedup group), the tombstones of pair
 has, and the records of retracted and refused pairs and of excluded runs. Pure: no Faust, no I/O.
 """
 
-from schemas import PreferenceSample, QuarantineRecord
+from schemas import QuarantineRecord
 from schemas.codec import encode
-from streams.rules.dedup import Candidate, RecordContext, content_key, upsert_message, withdraw_message
+from streams.rules.dedup import Candidate, RecordContext, upsert_message, withdraw_message
 from streams.rules.effects import Effect, Publish
 from streams.rules.pairing import PairRejection, PairRun, PairWindow, PlanChanges
 from streams.rules.quarantine import SourceMessage, quarantine_record
-
-
-def pair_content_key(sample: PreferenceSample) -> str:
-    """A pair's dedup key (SPEC 11): its prompt, chosen and rejected."""
-    return content_key(sample.prompt, sample.chosen, sample.rejected)
 
 
 def plan_effects(window: PairWindow, changes: PlanChanges, sources: dict[str, dict]) -> list[Effect]:
@@ -33,7 +28,7 @@ def plan_effects(window: PairWindow, changes: PlanChanges, sources: dict[str, di
         created_at = max(window.runs[sample.chosen_run_id].scored_at_epoch,
                          window.runs[sample.rejected_run_id].scored_at_epoch)
         effects.append(upsert_message("preference", key, Candidate(
-            sample.id, created_at, sample.model_dump(mode="json"), RecordContext(
+            sample.id, created_at, encode(sample).decode(), window.emitted[sample.id][2], RecordContext(
                 subject=sample.id, run_id=sample.chosen_run_id, task_id=window.task_id,
                 source=sources[sample.chosen_run_id],
                 source_record=pair_source_record(window.task_id, sample.chosen_run_id, sample.rejected_run_id),

@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 
 from schemas.codec import dumps
-from streams.faust_app.agents import pair_agent
+from streams.faust_app.agents import join_agent, pair_agent
 from streams.faust_app.evalsets import EvalSetView
 from streams.rules.decontamination import EvalItem
 from tests.agents.conftest import Recorded, processed
@@ -128,3 +128,29 @@ async def test_no_record_carries_a_secret_whatever_its_reason(pipeline, recorded
     everything += orjson.dumps(recorded.headers)
     assert TOKEN.encode() not in everything and TOKEN[:16].encode() not in everything
     assert b"<SECRET:github-pat>" in everything
+
+
+async def test_the_retroactive_pass_judges_a_slice_a_call_and_asks_for_the_next_at_once(pipeline, recorded, monkeypatch):
+    monkeypatch.setattr(join_agent, "REJUDGE_SLICE", 2)
+    runs = [(evidence(f"run-{n}", text=f"{QUOTED} (copy {n})"), score(f"run-{n}")) for n in range(5)]
+    await join(pipeline, runs)
+    pipeline.evalsets = EvalSetView(pipeline.settings, items=[EvalItem("bench", "7", {"solution": QUOTED})])
+    source = TP(pipeline.topics["pair-candidates"].get_topic_name(), 0)
+
+    def ticks() -> list:
+        return [(k.encode(), v) for k, v in recorded.messages.get("pair-candidates", []) if k == "__idle_tick__"]
+
+    async with pipeline.app.agents["pair"].test_context() as pair:
+        await join_agent.rejudge_if_stale(pipeline, source, pipeline.content_gates())  # the first slice
+        assert join_agent.Judged.read(pipeline, 0) == join_agent.Judged(pipeline.evalsets.version, "run-1".encode().hex())
+        for _ in range(3):  # each slice that leaves runs asks for a tick, whose reading judges the next
+            assert ticks(), "no tick asked for the next slice"
+            key, value = ticks()[-1]
+            recorded.messages["pair-candidates"].clear()
+            await processed(pair, await pair.put(value, key=key))
+            if join_agent.Judged.read(pipeline, 0).after is None:
+                break
+    assert join_agent.Judged.read(pipeline, 0) == join_agent.Judged(pipeline.evalsets.version, None)
+    contaminated = {r["run_id"] for r in recorded.values("quarantine") if r["reason"] == "benchmark_contamination"
+                    and r["stage"] == "rag"}
+    assert contaminated == {f"run-{n}" for n in range(5)}

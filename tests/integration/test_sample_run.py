@@ -218,7 +218,7 @@ def batch_pairs(evidence_path, scores_path, settings, index) -> list[dict]:
 
     from schemas import EvidenceRecord, ScoredRun
     from schemas.codec import Undecodable, decode_input, encode
-    from streams.rules.dedup import sample_content_key
+    from streams.rules.dedup import content_key
     from streams.rules.firewall import ContentVerdicts
     from streams.rules.pairing import PreferenceSample, pair_run_from, plan_window, window_start
     from streams.rules.screening import ContentGates, judge, screen, secret_errors
@@ -259,7 +259,7 @@ def batch_pairs(evidence_path, scores_path, settings, index) -> list[dict]:
         pairs += [orjson.loads(encode(o)) for o in outcomes if isinstance(o, PreferenceSample)]
     kept: dict[str, dict] = {}
     for pair in pairs:
-        key, rank = sample_content_key("preference", pair), (epoch(pair["created_at"]), pair["id"])
+        key, rank = content_key(pair["prompt"], pair["chosen"], pair["rejected"]), (epoch(pair["created_at"]), pair["id"])
         if key not in kept or rank < (epoch(kept[key]["created_at"]), kept[key]["id"]):
             kept[key] = pair
     return sorted(kept.values(), key=lambda p: p["id"])

@@ -22,7 +22,8 @@ from schemas.codec import loads
 from streams.rules import dedup, pairing
 from streams.rules.decontamination import EvalIndex, EvalItem
 from streams.rules.firewall import GateOptions
-from streams.rules.pair_effects import pair_content_key, plan_effects
+from streams.rules.dedup import sample_content_key
+from streams.rules.pair_effects import plan_effects
 from streams.rules.join import RunState, on_evidence, on_score, rejudge
 from streams.rules.screening import ContentGates
 from tests.batch_reference import expected
@@ -120,11 +121,11 @@ class Pipeline:
         if not window.closed:
             self.windows[key] = pairing.admit(window, run) if run else pairing.withdraw(window, message["run_id"])
             return
-        self.windows[key], changes = pairing.change_closed(window, run, message["run_id"], MAX_PAIRS, pair_content_key)
+        self.windows[key], changes = pairing.change_closed(window, run, message["run_id"], MAX_PAIRS, sample_content_key)
         self.send_plan(key, changes)
 
     def close(self, task: str) -> None:
-        self.windows[task], changes = pairing.close(self.windows[task], MAX_PAIRS, pair_content_key)
+        self.windows[task], changes = pairing.close(self.windows[task], MAX_PAIRS, sample_content_key)
         self.send_plan(task, changes)
 
     def send_plan(self, task: str, changes: pairing.PlanChanges) -> None:

@@ -4,10 +4,11 @@ under any arrival order compared with the batch rule written here."""
 import hashlib
 import unicodedata
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import QuarantineRecord
+from schemas import PreferenceSample, QuarantineRecord
 from schemas.codec import loads
 from streams.rules.dedup import (
     Candidate,
@@ -23,13 +24,15 @@ from streams.rules.dedup import (
     withdraw_message,
 )
 from streams.rules.effects import Publish
-from tests.unit.records import make_source
+from streams.rules.firewall import GateOptions, rag_outcome, sft_outcome
+from tests.unit.records import TASK_ID, evidence_model, make_source, score_model
 
 SOURCE = make_source().to_dict()
 
 
-def candidate(sample_id: str, created_at: float, text: str = "same text", kind: str = "rag") -> Candidate:
-    return Candidate(sample_id, created_at, {"id": sample_id, "text": text, "created_at": created_at},
+def candidate(sample_id: str, created_at: float, text: str = "same text", extra: str = "") -> Candidate:
+    value = orjson.dumps({"id": sample_id, "text": text, "created_at": created_at, "extra": extra}).decode()
+    return Candidate(sample_id, created_at, value, hashlib.sha256(value.encode()).hexdigest()[:32],
                      RecordContext(subject=f"run-of-{sample_id}", run_id=f"run-of-{sample_id}", task_id="t",
                                    source=SOURCE, source_record={"evidence_run_id": f"run-of-{sample_id}"},
                                    source_provenance=None))
@@ -45,10 +48,15 @@ def test_content_key_is_sha256_of_the_nfkc_whitespace_normalised_parts_joined_by
 
 
 def test_sample_content_keys_per_kind():
-    assert sample_content_key("rag", {"text": " x  y "}) == content_key("x y")
-    sft = {"messages": [{"role": "user", "content": "Task: t"}, {"role": "assistant", "content": "x"}]}
-    assert sample_content_key("sft", sft) == content_key("Task: t", "x")
-    assert sample_content_key("preference", {"prompt": "p", "chosen": "c", "rejected": "r"}) == content_key("p", "c", "r")
+    evidence, score = evidence_model(text=" x  y "), score_model()
+    rag, sft = rag_outcome(evidence, score, GateOptions(), frozenset()), sft_outcome(evidence, score, GateOptions(), frozenset())
+    assert sample_content_key(rag) == content_key("x y")
+    assert sample_content_key(sft) == content_key(f"Task: {TASK_ID} · file=src/handler.py", "x y")
+    pair = PreferenceSample.model_validate({
+        "id": "pref-0123456789abcdef", "prompt": "p", "chosen": "c", "rejected": "r", "reason": "why", "chosen_run_id": "a",
+        "rejected_run_id": "b", "created_at": "2026-01-01T00:00:00Z",
+        "provenance": {"source_file": "f", "line_offset": 0, "sig_hash": "s", "recorded_at": "2026-01-01T00:00:00Z"}})
+    assert sample_content_key(pair) == content_key("p", "c", "r")
 
 
 def test_the_earliest_then_smallest_id_wins_and_a_loser_names_it():
@@ -80,8 +88,7 @@ def test_a_withdrawn_winner_is_replaced_by_the_next_and_the_last_leaves_nothing(
 def test_an_unchanged_candidate_sends_nothing_and_a_changed_winner_is_sent_again():
     group, _ = upsert(DedupGroup("rag", "k"), candidate("rag-a", 1.0))
     assert upsert(group, candidate("rag-a", 1.0))[1] == []
-    changed = Candidate("rag-a", 1.0, {"id": "rag-a", "text": "same text", "quality": "new"}, candidate("rag-a", 1).record)
-    assert [e.key for e in upsert(group, changed)[1]] == ["rag-a"]
+    assert [e.key for e in upsert(group, candidate("rag-a", 1.0, extra="new quality"))[1]] == ["rag-a"]
 
 
 def test_messages_round_trip_through_the_group_table():

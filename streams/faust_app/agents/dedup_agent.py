@@ -19,6 +19,7 @@ from streams.faust_app.agents.batches import process_batches
 from streams.faust_app.agents.emit import send_effects
 from streams.faust_app.candidates import read_batch
 from streams.faust_app.pipeline import Pipeline
+from streams.faust_fixes.prompt_commit import note_batch
 from streams.rules.dedup import DedupGroup, apply_message, group_key
 
 
@@ -29,9 +30,12 @@ def register(pipeline: Pipeline) -> None:
 
 
 async def handle_batch(pipeline: Pipeline, events: Sequence[EventT]) -> None:
+    """Each candidate in order; a worker that keeps up then commits soon, as after a join batch
+    (its samples are the ones a reader waits for)."""
     for event in events:
         for _watermark, message in read_batch(event.message.value):
             await take(pipeline, event.message.tp, message)
+    note_batch(pipeline, events)
 
 
 async def take(pipeline: Pipeline, source: TP, message: dict) -> None:

@@ -11,6 +11,7 @@ never splits a batch. State is read and written through the pipeline's state cac
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from faust.types import TP, EventT
 from mode import CrashingSupervisor
@@ -19,11 +20,12 @@ from schemas import EvidenceRecord, ScoredRun
 from schemas.codec import Undecodable, decode_input, dumps, loads
 from streams.faust_app.agents.batches import process_batches, spill_when_full
 from streams.faust_app.agents.emit import (
-    WATERMARK_KEY, Watermark, is_candidate, publish, send_candidates, send_effects, send_quarantine,
+    WATERMARK_KEY, Watermark, is_candidate, publish, send_candidates, send_effects, send_quarantine, send_tick,
 )
 from streams.faust_app.alignment import align
 from streams.faust_app.pending import PendingScores, Waiting
 from streams.faust_app.pipeline import Pipeline
+from streams.faust_fixes import transactions
 from streams.faust_fixes.prompt_commit import note_batch
 from streams.rules.join import RunState, on_evidence, on_join_timeout, on_score, rejudge
 from streams.rules.quarantine import SourceMessage, quarantine_record
@@ -262,26 +264,59 @@ async def keep_pairing_awake(pipeline: Pipeline, source: TP) -> None:
     await send_watermark(pipeline, source, watermark(pipeline, source.partition))
 
 
-async def rejudge_if_stale(pipeline: Pipeline, source: TP, gates: ContentGates) -> None:
-    """Judge every run of ``source``'s partition again if the evaluation sets changed since its
-    runs were judged (SPEC 12, retroactive), from the ``runs`` rows, not the input topics.
+# Rows judged by one call: a pass holds the processing lock and its transaction open, and a
+# run takes ~113 µs (measured): ~2.3 s a slice, far inside a transaction's timeout (60 s).
+REJUDGE_SLICE = 20_000
 
-    The version the partition was judged against is a row of its own, written in the same
-    transaction as the pass's state and outputs: a crash mid-pass aborts them all, and the
-    pass runs again. Called at the start of every join batch and at every pair partition's
-    idle tick (which the evaluation sets' view sends at once after a change)."""
+
+@dataclass(frozen=True)
+class Judged:
+    """A partition's ``evalsets:{p}`` row: the version of the sets its runs were judged against,
+    and, while a pass for it is under way, the last run key judged ("" at its start)."""
+
+    version: str = ""
+    after: str | None = None  # hex of a run key; None: the pass is done
+
+    @classmethod
+    def read(cls, pipeline: Pipeline, partition: int) -> "Judged":
+        raw = pipeline.state.get("stream_time", partition, f"evalsets:{partition}".encode())
+        return cls(**loads(raw)) if raw is not None else cls()
+
+    def write(self, pipeline: Pipeline, partition: int) -> None:
+        pipeline.state.set("stream_time", partition, f"evalsets:{partition}".encode(),
+                           dumps({"version": self.version, "after": self.after}))
+
+
+async def rejudge_if_stale(pipeline: Pipeline, source: TP, gates: ContentGates) -> None:
+    """Judge the runs of ``source``'s partition again if the evaluation sets changed since they
+    were judged (SPEC 12, retroactive), from the ``runs`` rows, not the input topics: a slice of
+    ``REJUDGE_SLICE`` runs a call, in key order, until every run is judged.
+
+    Where the pass is (the version it judges against, the last key judged) is a row of its own,
+    written in the same transaction as the slice's state and outputs: a crash mid-slice aborts
+    them all, and the slice runs again. Called at the start of every join batch and at every pair
+    partition's idle tick (which the evaluation sets' view sends at once after a change, and a
+    slice that leaves runs to judge sends at once again). A run that arrives meanwhile is judged
+    against the new sets when it arrives."""
     partition = source.partition
-    marker = f"evalsets:{partition}".encode()
-    raw = pipeline.state.get("stream_time", partition, marker)
-    if (loads(raw) if raw is not None else "") == gates.index.version:
+    judged = Judged.read(pipeline, partition)
+    if judged.version == gates.index.version and judged.after is None:
         return
-    started, judged, changed = time.monotonic(), 0, 0
-    # Keys first: the cache must not change under a scan of it (and rows are read one by one).
-    keys = [key for key, raw in pipeline.state.items("runs", partition) if not RunState.may_be_pending(raw)]
+    if judged.version != gates.index.version:
+        judged = Judged(gates.index.version, "")
+        # Every row in the store, so that the pass's key order sees them all (runs arriving from
+        # now on are judged against the new sets as they arrive).
+        await transactions.sendable(pipeline.app)
+        await pipeline.state.flush()
+    started, changed = time.monotonic(), 0
+    after = bytes.fromhex(judged.after) if judged.after else None
+    keys = pipeline.state.keys_after("runs", partition, after, REJUDGE_SLICE)
     for key in keys:
-        state = pipeline.state.get_decoded("runs", partition, key, RunState.decode)
+        raw = pipeline.state.get("runs", partition, key)
+        if raw is None or RunState.may_be_pending(raw):
+            continue
+        state = RunState.decode(raw)
         new_state, effects = rejudge(state, pipeline.gate_options, pipeline.manifest, gates)
-        judged += 1
         if new_state == state:
             continue
         changed += 1
@@ -291,7 +326,10 @@ async def rejudge_if_stale(pipeline: Pipeline, source: TP, gates: ContentGates) 
         await send_effects(pipeline, source, effects, stamp)
         await spill_when_full(pipeline)
     await send_candidates(pipeline, source.topic)
-    pipeline.state.set("stream_time", partition, marker, dumps(gates.index.version))
+    done = len(keys) < REJUDGE_SLICE
+    Judged(judged.version, None if done else keys[-1].hex()).write(pipeline, partition)
     logging.getLogger(__name__).info(
-        "partition %d: %d runs judged against the evaluation sets %r (%d changed) in %.1f s",
-        partition, judged, gates.index.version[:12], changed, time.monotonic() - started)
+        "partition %d: %d runs judged against the evaluation sets %r (%d changed) in %.1f s%s",
+        partition, len(keys), judged.version[:12], changed, time.monotonic() - started, "" if done else "; more to come")
+    if not done:
+        await send_tick(pipeline, partition)

@@ -19,14 +19,16 @@ from mode import CrashingSupervisor
 from schemas.codec import dumps, loads
 from streams.faust_app.agents.batches import process_batches, spill_when_full
 from streams.faust_app.agents.emit import (
-    WATERMARK_KEY, Watermark, publish, send_candidates, send_effects, send_quarantine,
+    TICK_KEY, WATERMARK_KEY, Watermark, send_candidates, send_effects, send_quarantine, send_tick,
 )
 from streams.faust_app.agents.join_agent import rejudge_if_stale
 from streams.faust_app.candidates import CANDIDATES_KEY, read_batch
 from streams.faust_app.health import OpenWindow
 from streams.faust_app.open_windows import OpenWindows
 from streams.faust_app.pipeline import Pipeline
-from streams.rules.pair_effects import pair_content_key, plan_effects
+from streams.faust_fixes.prompt_commit import note_batch
+from streams.rules.dedup import sample_content_key
+from streams.rules.pair_effects import plan_effects
 from streams.rules.pairing import (
     PairRun,
     PairWindow,
@@ -41,7 +43,6 @@ from streams.rules.pairing import (
 )
 from streams.rules.quarantine import SourceMessage, quarantine_record
 
-TICK_KEY = b"__idle_tick__"
 LATE = "late"  # pair_run_window value of a run refused as late_arrival
 
 
@@ -57,6 +58,7 @@ def register(pipeline: Pipeline) -> None:
         for event in events:
             await on_message(event)
         await send_candidates(pipeline, events[0].message.topic)  # the pairs for their dedup groups
+        note_batch(pipeline, events)  # caught up: the pairs it decided commit soon
 
     async def on_message(event: EventT) -> None:
         partition, source = event.message.partition, event.message.tp
@@ -94,7 +96,7 @@ async def send_ticks(pipeline: Pipeline) -> None:
     """Idleness is wall-clock time, but state may only change inside the stream: ask it (a
     change of the evaluation sets asks at once, for the partitions' retroactive pass)."""
     for partition in range(pipeline.settings.partitions):
-        await publish(pipeline, None, "pair-candidates", TICK_KEY, dumps(time.time()), partition=partition)
+        await send_tick(pipeline, partition)
     pipeline.progress.tick_sent_at = time.monotonic()
 
 
@@ -282,4 +284,4 @@ async def close_window(pipeline: Pipeline, source: TP, key: str) -> None:
 
 def _content_key(pipeline: Pipeline):
     """How a pair is keyed for its dedup group; None with dedup off (pairs go straight out)."""
-    return pair_content_key if pipeline.settings.dedup else None
+    return sample_content_key if pipeline.settings.dedup else None
