@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from schemas import PreferenceSample, Provenance, QuarantineRecord, RagSample, SftSample
-from schemas.codec import dumps
+from schemas.codec import dumps, loads
 from streams.rules.effects import Effect, Publish
 from streams.rules.quarantine import SourceMessage, quarantine_record
 
@@ -29,6 +30,7 @@ Kind = Literal["rag", "sft", "preference"]
 SAMPLE_TOPICS: dict[str, str] = {"rag": "rag-samples", "sft": "sft-samples", "preference": "preference-pairs"}
 
 
+@lru_cache(maxsize=16)  # a run's text is the RAG sample's and the SFT response: normalised once
 def normalise(text: str) -> str:
     """SPEC 11: Unicode NFKC, then every run of white space one space, trimmed."""
     return " ".join(unicodedata.normalize("NFKC", text).split())
@@ -51,38 +53,19 @@ def sample_content_key(sample: RagSample | SftSample | PreferenceSample) -> str:
 
 
 @dataclass(frozen=True)
-class RecordContext:
-    """What a ``duplicate_content`` record of a candidate says besides the winner: the same
-    subject, source and copies as the other records of its stage (the run's latest score for
-    RAG and SFT, the chosen run's for a pair)."""
-
-    subject: str
-    run_id: str | None
-    task_id: str | None
-    source: dict[str, Any]  # SourceMessage.to_dict()
-    source_record: dict[str, Any] | None
-    source_provenance: dict[str, Any] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"subject": self.subject, "run_id": self.run_id, "task_id": self.task_id, "source": self.source,
-                "source_record": self.source_record, "source_provenance": self.source_provenance}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecordContext:
-        return cls(**data)
-
-
-@dataclass(frozen=True)
 class Candidate:
     """One sample that passed every gate before dedup, as its group keeps it. The sample travels
     and rests as the JSON text it is published as, with that text's digest: a group never
-    decodes, encodes or hashes a sample again (it did: a sixth of the dedup hop's cost)."""
+    decodes, encodes or hashes a sample again (it did: a sixth of the dedup hop's cost). Beside
+    it only what a ``duplicate_content`` record needs and the sample cannot say: where its run's
+    latest score (the chosen run's, for a pair) sits in Kafka, and the task of a pair."""
 
     sample_id: str
     created_at: float  # the sample's created_at as epoch seconds: the instant, whatever its zone
     value: str  # the sample as published (JSON)
     digest: str  # of ``value`` (``join.digest_of``)
-    record: RecordContext
+    source: dict[str, Any]  # SourceMessage.to_dict() of the score message
+    task_id: str
 
     @property
     def rank(self) -> tuple[float, str]:
@@ -90,12 +73,11 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.sample_id, "created_at": self.created_at, "value": self.value, "digest": self.digest,
-                "record": self.record.to_dict()}
+                "source": self.source, "task_id": self.task_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Candidate:
-        return cls(data["id"], data["created_at"], data["value"], data["digest"],
-                   RecordContext.from_dict(data["record"]))
+        return cls(data["id"], data["created_at"], data["value"], data["digest"], data["source"], data["task_id"])
 
 
 @dataclass(frozen=True)
@@ -164,14 +146,16 @@ def _settle(before: DedupGroup, group: DedupGroup) -> tuple[DedupGroup, list[Eff
 
 
 def duplicate_record(kind: Kind, loser: Candidate, winner: Candidate) -> QuarantineRecord:
-    context = loser.record
+    """A loser's record: its subject (the run; a pair's id), the score message of its run as
+    source, and the duplicate sample itself as ``source_record`` (what is kept out)."""
+    sample = loads(loser.value)
+    run_id = sample["run_id"] if kind != "preference" else sample["chosen_run_id"]
     return quarantine_record(
-        stage=kind, reason="duplicate_content", subject=context.subject,
+        stage=kind, reason="duplicate_content", subject=run_id if kind != "preference" else loser.sample_id,
         errors=[f"{loser.sample_id} has the same content as {winner.sample_id}, the sample kept "
                 "(the earliest created_at, then the smallest id)"],
-        source=SourceMessage.from_dict(context.source), run_id=context.run_id, task_id=context.task_id,
-        source_record=context.source_record,
-        source_provenance=Provenance.model_validate(context.source_provenance) if context.source_provenance else None,
+        source=SourceMessage.from_dict(loser.source), run_id=run_id, task_id=loser.task_id,
+        source_record=sample, source_provenance=Provenance.model_validate(sample["provenance"]),
     )
 
 

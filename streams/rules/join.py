@@ -16,7 +16,7 @@ from typing import Any
 
 from schemas import EvidenceRecord, RagSample, ScoredRun, SftSample
 from schemas.codec import dumps, encode, loads
-from streams.rules.dedup import Candidate, RecordContext, sample_content_key, upsert_message, withdraw_message
+from streams.rules.dedup import Candidate, sample_content_key, upsert_message, withdraw_message
 from streams.rules.effects import Effect, OutputTopic, Publish
 from streams.rules.firewall import ContentVerdicts, GateOptions, Manifest, Rejection, rag_outcome, sft_outcome
 from streams.rules.pairing import pair_run_from
@@ -239,11 +239,7 @@ def _candidate(stage: str, sample: RagSample | SftSample, value: bytes, current:
                score: ScoredRun) -> Publish:
     """The sample (``value``: as published) as a candidate of its content's dedup group."""
     return upsert_message(stage, current["key"], Candidate(
-        sample.id, score.scored_at_epoch, value.decode(), current["digest"], RecordContext(
-            subject=sample.run_id, run_id=sample.run_id, task_id=sample.task_id, source=state.score_source,
-            source_record=state.score,
-            source_provenance=score.provenance.model_dump(mode="json") if score.provenance else None,
-        )))
+        sample.id, score.scored_at_epoch, value.decode(), current["digest"], state.score_source, sample.task_id))
 
 
 def _forward_to_pairing(

@@ -5,7 +5,7 @@ has, and the records of retracted and refused pairs and of excluded runs. Pure: 
 
 from schemas import QuarantineRecord
 from schemas.codec import encode
-from streams.rules.dedup import Candidate, RecordContext, upsert_message, withdraw_message
+from streams.rules.dedup import Candidate, upsert_message, withdraw_message
 from streams.rules.effects import Effect, Publish
 from streams.rules.pairing import PairRejection, PairRun, PairWindow, PlanChanges
 from streams.rules.quarantine import SourceMessage, quarantine_record
@@ -28,11 +28,8 @@ def plan_effects(window: PairWindow, changes: PlanChanges, sources: dict[str, di
         created_at = max(window.runs[sample.chosen_run_id].scored_at_epoch,
                          window.runs[sample.rejected_run_id].scored_at_epoch)
         effects.append(upsert_message("preference", key, Candidate(
-            sample.id, created_at, encode(sample).decode(), window.emitted[sample.id][2], RecordContext(
-                subject=sample.id, run_id=sample.chosen_run_id, task_id=window.task_id,
-                source=sources[sample.chosen_run_id],
-                source_record=pair_source_record(window.task_id, sample.chosen_run_id, sample.rejected_run_id),
-                source_provenance=None))))
+            sample.id, created_at, encode(sample).decode(), window.emitted[sample.id][2],
+            sources[sample.chosen_run_id], window.task_id)))
     effects += [refusal_record(refused, sources) for refused in changes.refused]
     effects += [_exclusion_record(run, sources) for run in changes.excluded]
     return effects

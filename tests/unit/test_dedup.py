@@ -13,7 +13,6 @@ from schemas.codec import loads
 from streams.rules.dedup import (
     Candidate,
     DedupGroup,
-    RecordContext,
     apply_message,
     content_key,
     group_key,
@@ -25,17 +24,15 @@ from streams.rules.dedup import (
 )
 from streams.rules.effects import Publish
 from streams.rules.firewall import GateOptions, rag_outcome, sft_outcome
-from tests.unit.records import TASK_ID, evidence_model, make_source, score_model
+from tests.unit.records import TASK_ID, evidence_model, make_provenance, make_source, score_model
 
 SOURCE = make_source().to_dict()
 
 
 def candidate(sample_id: str, created_at: float, text: str = "same text", extra: str = "") -> Candidate:
-    value = orjson.dumps({"id": sample_id, "text": text, "created_at": created_at, "extra": extra}).decode()
-    return Candidate(sample_id, created_at, value, hashlib.sha256(value.encode()).hexdigest()[:32],
-                     RecordContext(subject=f"run-of-{sample_id}", run_id=f"run-of-{sample_id}", task_id="t",
-                                   source=SOURCE, source_record={"evidence_run_id": f"run-of-{sample_id}"},
-                                   source_provenance=None))
+    value = orjson.dumps({"id": sample_id, "run_id": f"run-of-{sample_id}", "text": text, "created_at": created_at,
+                          "extra": extra, "provenance": make_provenance()}).decode()
+    return Candidate(sample_id, created_at, value, hashlib.sha256(value.encode()).hexdigest()[:32], SOURCE, "t")
 
 
 def test_content_key_is_sha256_of_the_nfkc_whitespace_normalised_parts_joined_by_nul():
@@ -66,6 +63,8 @@ def test_the_earliest_then_smallest_id_wins_and_a_loser_names_it():
     group, effects = upsert(group, candidate("rag-c", 10.0))  # same instant: the id decides
     (record,) = effects
     assert (record.stage, record.reason, record.run_id) == ("rag", "duplicate_content", "run-of-rag-c")
+    assert record.source_record == orjson.loads(candidate("rag-c", 10.0).value)  # the duplicate itself
+    assert (record.source.topic, record.source.offset) == (SOURCE["topic"], SOURCE["offset"])  # its run's score
     assert "rag-b" in record.errors[0]
     group, effects = upsert(group, candidate("rag-a", 5.0))  # earlier: takes the place
     assert effects[0] == Publish("rag-samples", "rag-b", None)
