@@ -14,10 +14,11 @@ Measures, with the default rules:
 Each input's figure is its fastest of nine rounds over all inputs (noise removed, caches as cold
 as the worker's), then the median and p99 over the inputs. Target: clean text at most 10 µs/KB median.
 
-``--baseline REF`` measures the scanner of ``streams/rules/secrets.py`` as it was at git REF beside
-this tree's, in the same rounds (each round calls every input of this tree's group, then the same
-inputs of REF's, group by group): a before and after of one sitting, on the same inputs, with
-their ratios. Both must agree on every input (findings and redactions).
+``--baseline REF`` measures the scanner of ``streams/rules/secrets.py`` (with ``secret_rules.py``
+and ``go_regex.py``) as it was at git REF beside this tree's, in the same rounds (each round
+calls every input of this tree's group, then the same inputs of REF's, group by group): a before
+and after of one sitting, on the same inputs, with their ratios. Both must agree on every input
+(findings and redactions).
 """
 
 from __future__ import annotations
@@ -121,16 +122,33 @@ def score_record(rng: random.Random) -> dict:
             "scored_at": "2026-04-20T00:40:00Z"}
 
 
-def module_at(ref: str, path: str, name: str) -> types.ModuleType:
+def module_at(ref: str, path: str, name: str, dependencies: tuple[str, ...] = ()) -> types.ModuleType:
     """The module ``path`` (relative to the repository) as it was at git ``ref``, imported under
-    ``name`` beside this tree's (its own imports are this tree's modules)."""
-    source = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout
-    module = types.ModuleType(name)
-    module.__file__ = f"{ref}:{path}"
-    sys.modules[name] = module  # dataclasses look their module up
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
-    return module
+    ``name`` beside this tree's. The modules it imports are this tree's, but for ``dependencies``
+    (their paths), which are taken from ``ref`` too and stand in for this tree's while it is
+    imported. Data files found beside a module (``__file__``) are this tree's."""
+    def load(path: str, name: str) -> types.ModuleType:
+        source = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                                text=True).stdout
+        module = types.ModuleType(name)
+        module.__file__ = str(ROOT / path)
+        sys.modules[name] = module  # dataclasses look their module up
+        exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)
+        return module
+
+    replaced = {}
+    try:
+        for dependency in dependencies:
+            real = dependency.removesuffix(".py").replace("/", ".")
+            replaced[real] = sys.modules.get(real)
+            sys.modules[real] = load(dependency, f"{name}_{real.rsplit('.', 1)[-1]}")
+        return load(path, name)
+    finally:
+        for real, module in replaced.items():
+            if module is None:
+                sys.modules.pop(real, None)
+            else:
+                sys.modules[real] = module
 
 
 def commit_of(ref: str) -> str:
@@ -187,7 +205,8 @@ def measure(texts: int, size: int, seed: int, baseline: str | None = None) -> di
              "score": scanner.redact_object}
     groups = {}
     if baseline:
-        before = module_at(baseline, "streams/rules/secrets.py", "baseline_secrets").load_scanner()
+        before = module_at(baseline, "streams/rules/secrets.py", "baseline_secrets",
+                           ("streams/rules/go_regex.py", "streams/rules/secret_rules.py")).load_scanner()
         before_calls = {"clean": before.find, "dirty": before.find, "evidence": before.redact_object,
                         "score": before.redact_object}
         for name, items in inputs.items():

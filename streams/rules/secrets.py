@@ -32,6 +32,7 @@ character that is not a placeholder, so it ends.
 import itertools
 import math
 import re
+import sys
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -89,6 +90,24 @@ def lower_ascii(text: str) -> str:
     return text.encode("ascii", "replace").lower().decode("ascii")
 
 
+_ONE_BYTE = sys.getsizeof("\xe9") - 1  # what a str of one byte a character, not all ASCII, takes besides them
+
+
+def lower_for_presence(text: str) -> str:
+    """``text`` with its ASCII letters lower-cased and every other character made one or more
+    characters that are not ASCII: a keyword made of ASCII characters other than "?" occurs in it
+    iff it occurs in ``lower_ascii(text)`` (an occurrence lies within a run of ASCII characters,
+    which both keep as they are lowered), though not at the same offsets. The cheaper encoding by
+    how the str is stored: Latin-1 (one to one) when it takes a byte a character, else UTF-8 (its
+    non-ASCII characters become two to four bytes of 0x80 and up), about 25% faster than
+    ``lower_ascii``'s ASCII with "?"."""
+    if text.isascii():
+        return text.lower()
+    if sys.getsizeof(text) - len(text) == _ONE_BYTE:
+        return text.encode("latin-1", "replace").lower().decode("latin-1")
+    return text.encode("utf-8", "surrogatepass").lower().decode("latin-1")
+
+
 class SecretScanner:
     """Rules compiled once (at the worker's start) with their keyword automaton. Calls keep no state
     but two bounded sets of short strings (``_found_clean``), which change no result."""
@@ -114,6 +133,11 @@ class SecretScanner:
         if self._automaton is not None:
             self._automaton.make_automaton()
         self._lower = lower_ascii if all(keyword.isascii() for keyword in by_keyword) else lower_aligned
+        # Whether a keyword occurs at all, asked first (``_has_keyword``): for keywords of ASCII
+        # characters but "?" (the default pack), on the text as it is for those of one character
+        # (in either case), and through ``lower_for_presence`` for the automaton.
+        self._plain = self._lower is lower_ascii and not any("?" in keyword for keyword in by_keyword)
+        self._single_cases = tuple({char, char.upper()} for char, _ in self._singles)
         # ``redact_object``'s fast path (see there) needs a lowering that maps each character on its
         # own (so that a string's hits do not depend on its neighbours in the joined text), and no
         # rule that runs on every string.
@@ -156,12 +180,11 @@ class SecretScanner:
         strings: list[str] = []
         _gather_strings(obj, strings, self._clean, self._found_clean)
         joined = _SEPARATOR.join(strings)
-        lowered = lower_ascii(joined)
-        if not self._has_keyword(lowered):
+        if not self._has_keyword(joined):
             return obj, []
         starts = list(itertools.accumulate((len(s) + 1 for s in strings[:-1]), initial=0))
         by_string: dict[int, dict[int, list[tuple[int, int]]]] = {}
-        for end, (length, indexes) in self._lowered_matches(lowered):
+        for end, (length, indexes) in self._keyword_matches(joined):
             n = bisect_right(starts, end) - 1
             start = end + 1 - length - starts[n]
             hits = by_string.setdefault(n, {})
@@ -172,12 +195,22 @@ class SecretScanner:
                 return self._redact_object(obj)
         return obj, []
 
-    def _has_keyword(self, lowered: str) -> bool:
-        """Whether a keyword occurs in a lowered text (at the first one found, the pass stops)."""
-        for char, _ in self._singles:
-            if char in lowered:
+    def _has_keyword(self, text: str) -> bool:
+        """Whether a keyword occurs in ``text`` (lowered as ``_lower`` does; the pass stops at the
+        first). For plain keywords (``_plain``) a keyword of one character, c, occurs iff c or its
+        upper case is in the text (``lower_ascii`` makes no other character c), and the automaton
+        runs on ``lower_for_presence``'s lowering, which is cheaper than ``lower_ascii``'s and has
+        the same keywords, not at the same offsets."""
+        if not self._plain:
+            lowered = self._lower(text)
+            if any(char in lowered for char, _ in self._singles):
                 return True
-        return self._automaton is not None and next(self._automaton.iter(lowered), None) is not None
+            return self._automaton is not None and next(self._automaton.iter(lowered), None) is not None
+        for cases in self._single_cases:
+            for char in cases:
+                if char in text:
+                    return True
+        return self._automaton is not None and next(self._automaton.iter(lower_for_presence(text)), None) is not None
 
     def _found_clean(self, text: str) -> bool:
         """Whether ``text``, a short str not in ``_clean``, is seen for the second time (lately)
@@ -188,7 +221,7 @@ class SecretScanner:
                 self._seen_once.clear()
             self._seen_once.add(text)
             return False
-        if self._has_keyword(lower_ascii(text)):
+        if self._has_keyword(text):
             return False
         if len(self._clean) >= _CLEAN_SIZE:  # full of strings that recurred once: start again
             self._clean.clear()
@@ -294,8 +327,8 @@ class SecretScanner:
             if match is None:
                 return None
         start, end = _secret_span(match, rule.secret_group)
-        if start >= end or any(start < x_end and x_start < end and not open_start <= start < end <= open_end
-                               for x_start, x_end, open_start, open_end in excluded):
+        if start >= end or excluded and any(start < x_end and x_start < end and not open_start <= start < end <= open_end
+                                            for x_start, x_end, open_start, open_end in excluded):
             return None
         if rule.entropy and shannon_entropy(text[start:end]) <= rule.entropy:
             return None
@@ -328,7 +361,7 @@ def _windows(hits: list[tuple[int, int]], reach: int, size: int) -> list[tuple[i
 def _secret_span(match: re.Match[str], secret_group: int) -> tuple[int, int]:
     if secret_group:
         return match.span(secret_group)
-    for group in range(1, (match.re.groups or 0) + 1):
+    for group in range(1, match.re.groups + 1):
         start, end = match.span(group)
         if end > start:
             return start, end
@@ -361,15 +394,19 @@ def _replace(text: str, findings: list[Finding]) -> tuple[str, list[tuple[int, i
 def _gather_strings(value: Any, out: list[str], clean: set[str], found_clean: Callable[[str], bool]) -> None:
     """The str of a JSON value, dict keys included, for the keyword pass of ``redact_object``, but
     the short ones known to hold no keyword (``clean``, or ``found_clean`` says so now). The types
-    of JSON are told apart by ``type``, ``isinstance`` only for what is none of them."""
+    of JSON are told apart by ``type``, ``isinstance`` only for what is none of them; a dict whose
+    keys are all in ``clean`` (a record's, once seen twice) is let through by one set operation (a
+    str subclass is compared as a str is)."""
     kind = type(value)
     if kind is dict or (kind is not list and kind is not tuple and kind is not str and isinstance(value, dict)):
-        for key, item in value.items():
-            if type(key) is str:
-                if len(key) > _SHORT or (key not in clean and not found_clean(key)):
+        if not clean.issuperset(value):
+            for key in value:
+                if type(key) is str:
+                    if len(key) > _SHORT or (key not in clean and not found_clean(key)):
+                        out.append(key)
+                elif isinstance(key, str):
                     out.append(key)
-            elif isinstance(key, str):
-                out.append(key)
+        for item in value.values():
             kind = type(item)
             if kind is str:
                 if len(item) > _SHORT or (item not in clean and not found_clean(item)):

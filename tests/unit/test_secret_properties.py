@@ -149,7 +149,7 @@ def test_a_remembered_string_never_hides_a_secret(pairs):
         redacted, found = scanner.redact_object(record)
         assert (redacted, found) == scanner._redact_object(record)
         assert {(path, finding.rule_id) for path, finding in found} >= {("reasons[1]", rule_id)}
-    assert all(not scanner._has_keyword(text.lower()) for text in scanner._clean)
+    assert all(not scanner._has_keyword(text) for text in scanner._clean)
 
 
 def test_the_remembered_strings_are_bounded():
@@ -199,3 +199,19 @@ def test_redact_object_is_the_long_way_with_any_pack(values, pack):
         assert fast[0] == redact_each_string(value, scanner)
         if not fast[1]:
             assert fast[0] is value
+
+
+# The presence pass lowers a text more cheaply than lower_ascii, through Latin-1 or UTF-8 by how
+# the str is stored; its keywords (ASCII but "?") are the same.
+KEYWORDS = sorted({keyword for rule in SCANNER._rules for keyword in rule.keywords} | {"a", "ab", "key"})
+presence_texts = st.text() | st.lists(st.sampled_from(KEYWORDS + ["é", "→", "😀", "\ud800", "İ", "K", "AKIA", "Ghp_", "?"]),
+                                      max_size=8).map("".join)
+
+
+@PROPERTY_SETTINGS
+@given(presence_texts)
+def test_the_presence_lowering_has_the_keywords_of_lower_ascii(text):
+    from streams.rules.secrets import lower_ascii, lower_for_presence
+    lowered, presence = lower_ascii(text), lower_for_presence(text)
+    assert [keyword in presence for keyword in KEYWORDS] == [keyword in lowered for keyword in KEYWORDS]
+    assert SCANNER._has_keyword(text) == bool(SCANNER._keyword_hits(text))
