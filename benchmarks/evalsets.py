@@ -20,7 +20,11 @@ Python memory the index holds besides (tracemalloc, the item texts it keeps), an
 each per million word sequences; and the same of HumanEval.
 
 ``match``: ``EvalIndex.match`` on the evidence texts of the benchmark's corpus, with HumanEval
-registered and with no set: microseconds per text and per KB, median and p99.
+registered, with a synthetic set of ``--sequences`` word sequences (0: none) and with no set:
+microseconds per text and per KB, median and p99 (each text's fastest of ``--rounds``), and the
+index's bytes. ``--baseline REF`` also measures ``streams/rules/decontamination.py`` as it was at
+git REF, on the same texts and sets, in the same rounds (this tree's and REF's alternate, in the
+order A B B A ...), after checking that both give the same result for every text.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, delete_benchmark_topics, log, proc_status, stop_leftovers  # noqa: E402
+from benchmarks.common import RESULTS, delete_benchmark_topics, log, stop_leftovers  # noqa: E402
 from benchmarks.corpus import SEED, Runs, publish  # noqa: E402
 from benchmarks.pipeline import Workers  # noqa: E402
 from streams.broker import kafka_io  # noqa: E402
@@ -180,27 +184,63 @@ def index(args) -> dict:
     return result
 
 
-def match(args) -> dict:
-    texts = [orjson.loads(run.evidence)["text"] for run in Runs(args.texts, seed=args.seed)]
-    result = {}
-    for name, built in (("humaneval", EvalIndex.build(humaneval_items())), ("no set", EvalIndex.build(()))):
-        each = []
-        for _ in range(3):  # the fastest of three rounds per text
+def timed_rounds(calls: dict, texts: list[str], rounds: int) -> dict[str, list[float]]:
+    """Each text's fastest call of each of ``calls`` over ``rounds`` rounds, the calls' order
+    reversed every other round."""
+    best = {name: [float("inf")] * len(texts) for name in calls}
+    order = list(calls)
+    for _ in range(rounds):
+        for name in order:
+            call, each = calls[name], best[name]
             for n, text in enumerate(texts):
                 started = time.perf_counter()
-                built.match(text)
-                took = time.perf_counter() - started
-                if len(each) <= n:
-                    each.append(took)
-                else:
-                    each[n] = min(each[n], took)
-        per_kb = sorted(s * 1e9 / len(t) for s, t in zip(each, texts, strict=True))
-        each.sort()
-        result[name] = {"us_per_text": {"median": each[len(each) // 2] * 1e6, "p99": each[int(len(each) * 0.99)] * 1e6},
-                        "us_per_kb": {"median": per_kb[len(per_kb) // 2], "p99": per_kb[int(len(per_kb) * 0.99)]},
-                        "texts": len(texts), "mean_text_chars": sum(map(len, texts)) / len(texts)}
-        log(f"match, {name}: {result[name]['us_per_text']['median']:.1f} µs per text median "
-            f"({result[name]['us_per_kb']['median']:.1f} µs/KB), p99 {result[name]['us_per_text']['p99']:.1f} µs")
+                call(text)
+                each[n] = min(each[n], time.perf_counter() - started)
+        order.reverse()
+    return best
+
+
+def figures(each: list[float], texts: list[str]) -> dict:
+    per_kb = sorted(s * 1e9 / len(t) for s, t in zip(each, texts, strict=True))
+    each = sorted(each)
+    return {"us_per_text": {"median": each[len(each) // 2] * 1e6, "p99": each[int(len(each) * 0.99)] * 1e6},
+            "us_per_kb": {"median": per_kb[len(per_kb) // 2], "p99": per_kb[int(len(per_kb) * 0.99)]},
+            "texts": len(texts), "mean_text_chars": sum(map(len, texts)) / len(texts)}
+
+
+def match(args) -> dict:
+    texts = [orjson.loads(run.evidence)["text"] for run in Runs(args.texts, seed=args.seed)]
+    sets = {"humaneval": humaneval_items()}
+    if args.sequences:
+        sets[f"synthetic {args.sequences:,}"] = synthetic_items(args.sequences, args.seed)
+    sets["no set"] = []
+    before = None
+    if args.baseline:
+        from benchmarks.secret_scan import commit_of, module_at
+        before = module_at(args.baseline, "streams/rules/decontamination.py", "baseline_decontamination")
+    result: dict = {"baseline": {"ref": args.baseline, "commit": commit_of(args.baseline)}} if before else {}
+    for name, items in sets.items():
+        built = EvalIndex.build(items)
+        calls = {"this tree": built.match}
+        if before:
+            old = before.EvalIndex.build(items)
+            for text in texts:
+                mine, theirs = built.match(text), old.match(text)
+                assert (mine and (mine.set_name, mine.item_id, mine.field, mine.words)) == (
+                    theirs and (theirs.set_name, theirs.item_id, theirs.field, theirs.words)), (name, text)
+            calls["baseline"] = old.match
+        best = timed_rounds(calls, texts, args.rounds)
+        result[name] = {**figures(best["this tree"], texts), "sequences": len(built), "nbytes": built.nbytes,
+                        "matched": sum(built.match(text) is not None for text in texts)}
+        line = (f"match, {name}: {result[name]['us_per_text']['median']:.1f} µs per text median "
+                f"({result[name]['us_per_kb']['median']:.1f} µs/KB), p99 {result[name]['us_per_text']['p99']:.1f} µs, "
+                f"{len(built):,} sequences in {built.nbytes:,} bytes")
+        if before:
+            result[name]["baseline"] = {**figures(best["baseline"], texts), "nbytes": old.nbytes}
+            b = result[name]["baseline"]
+            line += (f"; at {args.baseline}: {b['us_per_text']['median']:.1f} µs median, p99 {b['us_per_text']['p99']:.1f} µs, "
+                     f"{old.nbytes:,} bytes")
+        log(line)
     return result
 
 
@@ -217,6 +257,9 @@ def main() -> None:
     two.add_argument("--sequences", type=int, default=1_000_000)
     three = sub.add_parser("match", help="EvalIndex.match on the corpus's evidence texts")
     three.add_argument("--texts", type=int, default=20_000)
+    three.add_argument("--sequences", type=int, default=0, help="also a synthetic set of this many word sequences")
+    three.add_argument("--rounds", type=int, default=3, help="each text's figure is its fastest of these rounds")
+    three.add_argument("--baseline", metavar="REF", help="also measure decontamination.py as it was at git REF")
     for each in (one, two, three):
         each.add_argument("--seed", type=int, default=SEED)
         each.add_argument("--json", action="store_true")
@@ -224,7 +267,8 @@ def main() -> None:
     result = asyncio.run(retro(args)) if args.what == "retro" else index(args) if args.what == "index" else match(args)
     folder = RESULTS / "evalsets"
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{args.what}{f'-{args.runs}' if args.what == 'retro' else ''}.json"
+    name = f"{args.what}{f'-{args.runs}' if args.what == 'retro' else ''}"
+    name += f"-vs-{result['baseline']['commit']}.json" if args.what == "match" and args.baseline else ".json"
     (folder / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
 

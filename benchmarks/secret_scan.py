@@ -13,6 +13,12 @@ Measures, with the default rules:
 
 Each input's figure is its fastest of nine rounds over all inputs (noise removed, caches as cold
 as the worker's), then the median and p99 over the inputs. Target: clean text at most 10 µs/KB median.
+
+``--baseline REF`` measures the scanner of ``streams/rules/secrets.py`` (with ``secret_rules.py``
+and ``go_regex.py``) as it was at git REF beside this tree's, in the same rounds (each round
+calls every input of this tree's group, then the same inputs of REF's, group by group): a before
+and after of one sitting, on the same inputs, with their ratios. Both must agree on every input
+(findings and redactions).
 """
 
 from __future__ import annotations
@@ -21,11 +27,17 @@ import argparse
 import json
 import random
 import string
+import subprocess
+import sys
 import time
+import types
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from streams.rules.secrets import load_scanner
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET_CLEAN_US_PER_KB = 10.0
 ROUNDS = 9
@@ -110,6 +122,40 @@ def score_record(rng: random.Random) -> dict:
             "scored_at": "2026-04-20T00:40:00Z"}
 
 
+def module_at(ref: str, path: str, name: str, dependencies: tuple[str, ...] = ()) -> types.ModuleType:
+    """The module ``path`` (relative to the repository) as it was at git ``ref``, imported under
+    ``name`` beside this tree's. The modules it imports are this tree's, but for ``dependencies``
+    (their paths), which are taken from ``ref`` too and stand in for this tree's while it is
+    imported. Data files found beside a module (``__file__``) are this tree's."""
+    def load(path: str, name: str) -> types.ModuleType:
+        source = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                                text=True).stdout
+        module = types.ModuleType(name)
+        module.__file__ = str(ROOT / path)
+        sys.modules[name] = module  # dataclasses look their module up
+        exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)
+        return module
+
+    replaced = {}
+    try:
+        for dependency in dependencies:
+            real = dependency.removesuffix(".py").replace("/", ".")
+            replaced[real] = sys.modules.get(real)
+            sys.modules[real] = load(dependency, f"{name}_{real.rsplit('.', 1)[-1]}")
+        return load(path, name)
+    finally:
+        for real, module in replaced.items():
+            if module is None:
+                sys.modules.pop(real, None)
+            else:
+                sys.modules[real] = module
+
+
+def commit_of(ref: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def per_input_seconds(groups: dict[str, tuple[list, Callable[[object], object]]]) -> dict[str, list[float]]:
     """Seconds per input of each group: the fastest of ROUNDS timings, each round calling every
     input of every group once (as the worker sees each record once; one input called back to back
@@ -130,7 +176,22 @@ def quantiles(values: list[float]) -> dict[str, float]:
     return {"median": ordered[len(ordered) // 2], "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
 
 
-def measure(texts: int, size: int, seed: int) -> dict:
+def comparable(result):
+    """``find``'s or ``redact_object``'s result with each finding as a tuple (the two modules'
+    ``Finding`` classes differ)."""
+    if isinstance(result, list):
+        return [(f.start, f.end, f.rule_id) for f in result]
+    redacted, found = result
+    return redacted, [(path, f.start, f.end, f.rule_id) for path, f in found]
+
+
+FIGURES = (("find_clean_us_per_kb", "clean", "find, clean review text", "µs/KB"),
+           ("find_with_findings_us_per_kb", "dirty", "find, text with 1-3 secrets", "µs/KB"),
+           ("redact_object_evidence_us", "evidence", "redact_object, evidence record", "µs/record"),
+           ("redact_object_score_us", "score", "redact_object, score record", "µs/record"))
+
+
+def measure(texts: int, size: int, seed: int, baseline: str | None = None) -> dict:
     scanner, rng = load_scanner(), random.Random(seed)
     clean = [clean_text(rng, size) for _ in range(texts)]
     dirty = [text_with_secrets(rng, size) for _ in range(texts)]
@@ -139,27 +200,56 @@ def measure(texts: int, size: int, seed: int) -> dict:
     assert not any(scanner.find(text) for text in clean), "a clean text has a finding"
     assert all(scanner.find(text) for text in dirty), "a text with secrets has no finding"
     assert all(scanner.redact_object(record)[0] is record for record in evidence + scores), "a clean record was copied"
-    seconds = per_input_seconds({"clean": (clean, scanner.find), "dirty": (dirty, scanner.find),
-                                 "evidence": (evidence, scanner.redact_object), "score": (scores, scanner.redact_object)})
-    return {
-        "find_clean_us_per_kb": quantiles([s * 1e9 / len(text) for s, text in zip(seconds["clean"], clean)]),
-        "find_with_findings_us_per_kb": quantiles([s * 1e9 / len(text) for s, text in zip(seconds["dirty"], dirty)]),
-        "redact_object_evidence_us": quantiles([s * 1e6 for s in seconds["evidence"]]),
-        "redact_object_score_us": quantiles([s * 1e6 for s in seconds["score"]]),
-        "target_clean_us_per_kb": TARGET_CLEAN_US_PER_KB, "texts": texts, "size": size, "seed": seed,
-    }
+    inputs = {"clean": clean, "dirty": dirty, "evidence": evidence, "score": scores}
+    calls = {"clean": scanner.find, "dirty": scanner.find, "evidence": scanner.redact_object,
+             "score": scanner.redact_object}
+    groups = {}
+    if baseline:
+        before = module_at(baseline, "streams/rules/secrets.py", "baseline_secrets",
+                           ("streams/rules/go_regex.py", "streams/rules/secret_rules.py")).load_scanner()
+        before_calls = {"clean": before.find, "dirty": before.find, "evidence": before.redact_object,
+                        "score": before.redact_object}
+        for name, items in inputs.items():
+            assert all(comparable(calls[name](item)) == comparable(before_calls[name](item)) for item in items), \
+                f"{name}: the results differ"
+            groups[name] = (items, calls[name])
+            groups[f"{name}@baseline"] = (items, before_calls[name])
+    else:
+        groups = {name: (items, calls[name]) for name, items in inputs.items()}
+    seconds = per_input_seconds(groups)
+    results: dict = {}
+    for key, name, _, unit in FIGURES:
+        for suffix, label in (("", ""), ("@baseline", "_baseline")):
+            if name + suffix not in seconds:
+                continue
+            each = seconds[name + suffix]
+            results[key + label] = quantiles([s * 1e9 / len(t) for s, t in zip(each, inputs[name])] if unit == "µs/KB"
+                                             else [s * 1e6 for s in each])
+    results.update({"target_clean_us_per_kb": TARGET_CLEAN_US_PER_KB, "texts": texts, "size": size, "seed": seed})
+    if baseline:
+        results["baseline"] = {"ref": baseline, "commit": commit_of(baseline)}
+    return results
 
 
 def table(results: dict) -> str:
-    rows = [("find, clean review text", "µs/KB", results["find_clean_us_per_kb"]),
-            ("find, text with 1-3 secrets", "µs/KB", results["find_with_findings_us_per_kb"]),
-            ("redact_object, evidence record", "µs/record", results["redact_object_evidence_us"]),
-            ("redact_object, score record", "µs/record", results["redact_object_score_us"])]
-    lines = [f"{'':34}{'unit':>11}{'median':>9}{'p99':>9}"]
-    lines += [f"{label:34}{unit:>11}{q['median']:9.2f}{q['p99']:9.2f}" for label, unit, q in rows]
+    compared = "baseline" in results
+    head = f"{'':34}{'unit':>11}{'median':>9}{'p99':>9}"
+    if compared:
+        head += f"{'before':>9}{'p99':>9}{'ratio':>7}"
+    lines = [head]
+    for key, _, label, unit in FIGURES:
+        q = results[key]
+        line = f"{label:34}{unit:>11}{q['median']:9.2f}{q['p99']:9.2f}"
+        if compared:
+            b = results[key + "_baseline"]
+            line += f"{b['median']:9.2f}{b['p99']:9.2f}{q['median'] / b['median']:7.2f}"
+        lines.append(line)
     verdict = "meets" if results["find_clean_us_per_kb"]["median"] <= TARGET_CLEAN_US_PER_KB else "MISSES"
     lines.append(f"clean text {verdict} the target of {TARGET_CLEAN_US_PER_KB:g} µs/KB median "
                  f"({results['texts']} texts of ~{results['size']} characters, seed {results['seed']})")
+    if compared:
+        lines.append(f"before: streams/rules/secrets.py at {results['baseline']['ref']} "
+                     f"({results['baseline']['commit']}), measured in the same rounds")
     return "\n".join(lines)
 
 
@@ -170,8 +260,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1500, help="characters per text (default 1500)")
     parser.add_argument("--seed", type=int, default=20260427, help="seed of the generated texts and records")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    parser.add_argument("--baseline", metavar="REF", help="also measure secrets.py as it was at git REF, same rounds")
     args = parser.parse_args()
-    results = measure(args.texts, args.size, args.seed)
+    results = measure(args.texts, args.size, args.seed, args.baseline)
     print(json.dumps(results, indent=2) if args.json else table(results))
 
 

@@ -64,8 +64,11 @@ class Allowlist:
             bool(self.stopwords) and self._stopword_allows(text, secret))
 
     def _regex_allows(self, text: str, match: tuple[int, int], secret: tuple[int, int]) -> bool:
-        target = self._target(text, match, secret)
-        return any(regex.search(target) for regex in self.regexes)
+        target = text[secret[0]:secret[1]] if self.target == "secret" else self._target(text, match, secret)
+        for regex in self.regexes:  # a loop, not any() over a generator: this runs for every candidate
+            if regex.search(target):
+                return True
+        return False
 
     def _stopword_allows(self, text: str, secret: tuple[int, int]) -> bool:
         lowered = text[secret[0]:secret[1]].lower()

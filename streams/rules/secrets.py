@@ -32,9 +32,10 @@ character that is not a placeholder, so it ends.
 import itertools
 import math
 import re
+import sys
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from re import _parser as re_parser  # the only way to know how long a match can be
@@ -49,7 +50,10 @@ PLACEHOLDER_PATTERN = re.compile(f"<SECRET:{RULE_ID.pattern}>")
 MAX_REACH = 4096  # the reach of a regex whose matches have no length bound
 NEARBY = 256  # how far from a match its keyword may stand (when the keyword is not part of it)
 _UNBOUNDED = re_parser.MAXREPEAT
-_SEPARATOR = "\x00"  # between the strings of an object; no keyword holds it
+_SEPARATOR = "\x00"  # between the strings of an object; no keyword holds it (secret_rules refuses one)
+_SCALARS = frozenset((int, float, bool, type(None)))  # JSON values without a str, skipped by type
+_CLEAN_SIZE = 1024  # how many short strings without a keyword a scanner remembers (and sees once, at a time)
+_SHORT = 64  # what a short string is: its length at most
 
 
 @dataclass(frozen=True, order=True)
@@ -86,8 +90,27 @@ def lower_ascii(text: str) -> str:
     return text.encode("ascii", "replace").lower().decode("ascii")
 
 
+_ONE_BYTE = sys.getsizeof("\xe9") - 1  # what a str of one byte a character, not all ASCII, takes besides them
+
+
+def lower_for_presence(text: str) -> str:
+    """``text`` with its ASCII letters lower-cased and every other character made one or more
+    characters that are not ASCII: a keyword made of ASCII characters other than "?" occurs in it
+    iff it occurs in ``lower_ascii(text)`` (an occurrence lies within a run of ASCII characters,
+    which both keep as they are lowered), though not at the same offsets. The cheaper encoding by
+    how the str is stored: Latin-1 (one to one) when it takes a byte a character, else UTF-8 (its
+    non-ASCII characters become two to four bytes of 0x80 and up), about 25% faster than
+    ``lower_ascii``'s ASCII with "?"."""
+    if text.isascii():
+        return text.lower()
+    if sys.getsizeof(text) - len(text) == _ONE_BYTE:
+        return text.encode("latin-1", "replace").lower().decode("latin-1")
+    return text.encode("utf-8", "surrogatepass").lower().decode("latin-1")
+
+
 class SecretScanner:
-    """Rules compiled once (at the worker's start) with their keyword automaton; calls keep no state."""
+    """Rules compiled once (at the worker's start) with their keyword automaton. Calls keep no state
+    but two bounded sets of short strings (``_found_clean``), which change no result."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
@@ -99,12 +122,31 @@ class SecretScanner:
         for i, rule in enumerate(self._rules):
             for keyword in rule.keywords:
                 by_keyword.setdefault(keyword, []).append(i)
-        self._automaton = ahocorasick.Automaton() if by_keyword else None  # an empty one cannot search
-        for keyword, indexes in by_keyword.items():
+        # A keyword of one character is looked for with ``str.find`` (memchr), not by the automaton:
+        # each first character of a keyword costs the automaton's pass over every text.
+        self._singles = tuple((keyword, (1, tuple(indexes))) for keyword, indexes in by_keyword.items()
+                              if len(keyword) == 1)
+        longer = {keyword: indexes for keyword, indexes in by_keyword.items() if len(keyword) > 1}
+        self._automaton = ahocorasick.Automaton() if longer else None  # an empty one cannot search
+        for keyword, indexes in longer.items():
             self._automaton.add_word(keyword, (len(keyword), tuple(indexes)))
         if self._automaton is not None:
             self._automaton.make_automaton()
         self._lower = lower_ascii if all(keyword.isascii() for keyword in by_keyword) else lower_aligned
+        # Whether a keyword occurs at all, asked first (``_has_keyword``): for keywords of ASCII
+        # characters but "?" (the default pack), on the text as it is for those of one character
+        # (in either case), and through ``lower_for_presence`` for the automaton.
+        self._plain = self._lower is lower_ascii and not any("?" in keyword for keyword in by_keyword)
+        self._single_cases = tuple({char, char.upper()} for char, _ in self._singles)
+        # ``redact_object``'s fast path (see there) needs a lowering that maps each character on its
+        # own (so that a string's hits do not depend on its neighbours in the joined text), and no
+        # rule that runs on every string.
+        self._fast_objects = bool(by_keyword) and self._lower is lower_ascii and not self._everywhere
+        # short strings seen twice and found to hold no keyword, and those seen once: the keys of
+        # records and their recurring values; each set is emptied when full (no lock needed: a
+        # string in ``_clean`` holds no keyword, whoever put it there)
+        self._clean: set[str] = set()
+        self._seen_once: set[str] = set()
 
     def find(self, text: str) -> list[Finding]:
         """The secrets of ``text``: sorted, non-overlapping, none inside a placeholder."""
@@ -121,8 +163,74 @@ class SecretScanner:
     def redact_object(self, obj: Any) -> tuple[Any, list[tuple[str, Finding]]]:
         """A JSON value with every secret of its strings (dict keys too) replaced, and where each
         was ("text", "source_files[0]", "provenance.sig_hash", a key: its redacted path + "(key)").
-        The same object when nothing is found: one keyword pass over all its strings decides, and
-        its hits serve the strings that have some."""
+        The same object when nothing is found.
+
+        The common case, nothing found, costs one walk that gathers the strings and one keyword
+        pass over them joined: no hit, nothing can be found (no rule runs everywhere). With hits,
+        only the strings that have some are scanned, on the hits of that same pass; only when one
+        of them has a finding is the object redacted by ``_redact_object`` (the walk in visit
+        order that builds the paths and copies what changed, as before). The walk leaves out the
+        short strings known to hold no keyword (``_found_clean``: keys and recurring values); a
+        string without a keyword has no hit, so it is never scanned, whether it is in the pass or
+        not. Exact because the lowering maps each character on its own and no keyword holds the
+        separator: a string's hits are the same wherever it stands in the joined text, and the
+        rest of the strings have none."""
+        if not self._fast_objects:
+            return self._redact_object(obj)
+        strings: list[str] = []
+        _gather_strings(obj, strings, self._clean, self._found_clean)
+        joined = _SEPARATOR.join(strings)
+        if not self._has_keyword(joined):
+            return obj, []
+        starts = list(itertools.accumulate((len(s) + 1 for s in strings[:-1]), initial=0))
+        by_string: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        for end, (length, indexes) in self._keyword_matches(joined):
+            n = bisect_right(starts, end) - 1
+            start = end + 1 - length - starts[n]
+            hits = by_string.setdefault(n, {})
+            for i in indexes:
+                hits.setdefault(i, []).append((start, start + length))
+        for n, hits in by_string.items():
+            if self._scan(strings[n], hits):  # _settle adds to findings, never makes them from none
+                return self._redact_object(obj)
+        return obj, []
+
+    def _has_keyword(self, text: str) -> bool:
+        """Whether a keyword occurs in ``text`` (lowered as ``_lower`` does; the pass stops at the
+        first). For plain keywords (``_plain``) a keyword of one character, c, occurs iff c or its
+        upper case is in the text (``lower_ascii`` makes no other character c), and the automaton
+        runs on ``lower_for_presence``'s lowering, which is cheaper than ``lower_ascii``'s and has
+        the same keywords, not at the same offsets."""
+        if not self._plain:
+            lowered = self._lower(text)
+            if any(char in lowered for char, _ in self._singles):
+                return True
+            return self._automaton is not None and next(self._automaton.iter(lowered), None) is not None
+        for cases in self._single_cases:
+            for char in cases:
+                if char in text:
+                    return True
+        return self._automaton is not None and next(self._automaton.iter(lower_for_presence(text)), None) is not None
+
+    def _found_clean(self, text: str) -> bool:
+        """Whether ``text``, a short str not in ``_clean``, is seen for the second time (lately)
+        and holds no keyword: then it joins ``_clean`` while there is room. Strings that recur
+        (keys, categories, paths) are remembered; one-off ids churn through ``_seen_once``."""
+        if text not in self._seen_once:
+            if len(self._seen_once) >= _CLEAN_SIZE:
+                self._seen_once.clear()
+            self._seen_once.add(text)
+            return False
+        if self._has_keyword(text):
+            return False
+        if len(self._clean) >= _CLEAN_SIZE:  # full of strings that recurred once: start again
+            self._clean.clear()
+        self._clean.add(text)
+        return True
+
+    def _redact_object(self, obj: Any) -> tuple[Any, list[tuple[str, Finding]]]:
+        """``redact_object`` the long way: every string in visit order, one keyword pass whose
+        hits serve the strings that have some, and a walk that copies what changed."""
         strings: list[str] = []
         _collect_strings(obj, strings)
         hits_by_string = self._keyword_hits_by_string(strings)
@@ -132,8 +240,21 @@ class SecretScanner:
         return _ObjectRedaction(self, hits_by_string, found).visit(obj, ""), found
 
     def _keyword_matches(self, text: str) -> Iterable[tuple[int, tuple[int, tuple[int, ...]]]]:
-        """The one Aho-Corasick pass: (end index, (keyword length, its rules)) of every keyword."""
-        return self._automaton.iter(self._lower(text)) if self._automaton is not None else ()
+        """The one pass: (end index, (keyword length, its rules)) of every keyword."""
+        return self._lowered_matches(self._lower(text))
+
+    def _lowered_matches(self, lowered: str) -> Iterable[tuple[int, tuple[int, tuple[int, ...]]]]:
+        """The Aho-Corasick pass over a lowered text, and the keywords of one character."""
+        matches = self._automaton.iter(lowered) if self._automaton is not None else ()
+        if not self._singles:
+            return matches
+        matches = list(matches)
+        for char, value in self._singles:
+            at = lowered.find(char)
+            while at >= 0:
+                matches.append((at, value))
+                at = lowered.find(char, at + 1)
+        return matches
 
     def _keyword_hits(self, text: str) -> dict[int, list[tuple[int, int]]]:
         """Rule index -> the [start, end) of its keywords in ``text``."""
@@ -206,8 +327,8 @@ class SecretScanner:
             if match is None:
                 return None
         start, end = _secret_span(match, rule.secret_group)
-        if start >= end or any(start < x_end and x_start < end and not open_start <= start < end <= open_end
-                               for x_start, x_end, open_start, open_end in excluded):
+        if start >= end or excluded and any(start < x_end and x_start < end and not open_start <= start < end <= open_end
+                                            for x_start, x_end, open_start, open_end in excluded):
             return None
         if rule.entropy and shannon_entropy(text[start:end]) <= rule.entropy:
             return None
@@ -240,7 +361,7 @@ def _windows(hits: list[tuple[int, int]], reach: int, size: int) -> list[tuple[i
 def _secret_span(match: re.Match[str], secret_group: int) -> tuple[int, int]:
     if secret_group:
         return match.span(secret_group)
-    for group in range(1, (match.re.groups or 0) + 1):
+    for group in range(1, match.re.groups + 1):
         start, end = match.span(group)
         if end > start:
             return start, end
@@ -268,6 +389,40 @@ def _replace(text: str, findings: list[Finding]) -> tuple[str, list[tuple[int, i
         origins.append((length, position))
     parts.append(text[position:])
     return "".join(parts), origins
+
+
+def _gather_strings(value: Any, out: list[str], clean: set[str], found_clean: Callable[[str], bool]) -> None:
+    """The str of a JSON value, dict keys included, for the keyword pass of ``redact_object``, but
+    the short ones known to hold no keyword (``clean``, or ``found_clean`` says so now). The types
+    of JSON are told apart by ``type``, ``isinstance`` only for what is none of them; a dict whose
+    keys are all in ``clean`` (a record's, once seen twice) is let through by one set operation (a
+    str subclass is compared as a str is)."""
+    kind = type(value)
+    if kind is dict or (kind is not list and kind is not tuple and kind is not str and isinstance(value, dict)):
+        if not clean.issuperset(value):
+            for key in value:
+                if type(key) is str:
+                    if len(key) > _SHORT or (key not in clean and not found_clean(key)):
+                        out.append(key)
+                elif isinstance(key, str):
+                    out.append(key)
+        for item in value.values():
+            kind = type(item)
+            if kind is str:
+                if len(item) > _SHORT or (item not in clean and not found_clean(item)):
+                    out.append(item)
+            elif kind not in _SCALARS:
+                _gather_strings(item, out, clean, found_clean)
+    elif kind is list or kind is tuple or (kind is not str and isinstance(value, (list, tuple))):
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                if len(item) > _SHORT or (item not in clean and not found_clean(item)):
+                    out.append(item)
+            elif kind not in _SCALARS:
+                _gather_strings(item, out, clean, found_clean)
+    elif isinstance(value, str):
+        out.append(value)
 
 
 def _collect_strings(value: Any, out: list[str]) -> None:

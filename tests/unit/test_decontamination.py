@@ -262,3 +262,91 @@ def test_a_clean_code_review_is_not_matched(humaneval):
         "For i in range(len(numbers)) reads better as enumerate. Otherwise this looks good to me."
     )
     assert index.match(review) is None
+
+
+# ---------------------------------------------------------------------------- the fast path of match
+# match hashes a text from its canonical bytes collapsed by a mask (not split into words), checks
+# the run hashes against a presence bitmap, and looks up only those that pass, one by one when
+# few, vectorised when many. The bitmap has two layouts (2^16 cells read from views of the hashes,
+# or more cells picked by a shift): every combination must agree with the naive reference.
+
+import contextlib  # noqa: E402
+from unittest import mock  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from streams.rules import decontamination  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text() | texts(0, 30))
+def test_the_canonical_array_is_the_canonical_bytes(text):
+    assert decontamination._canonical_array(text).tobytes() == decontamination._canonical(text)
+
+
+@pytest.mark.parametrize("text", ["", " ", "a", "  a  b  ", ".,;", "a.", ".a", "déjà vu", "\u00a0x\u2003y\u3000", "ΣΑΣ",
+                                  "x" * 5000])
+def test_the_canonical_array_of_edge_cases(text):
+    assert decontamination._canonical_array(text).tobytes() == decontamination._canonical(text)
+
+
+LAYOUTS = {"views": {}, "shifted cells": {"_FEWEST_BITS": 23}, "most bits": {"_FEWEST_BITS": 24},
+           "one by one": {"_FEW": 10**6}, "vectorised": {"_FEW": 0}, "shifted and vectorised": {"_FEWEST_BITS": 24, "_FEW": 0}}
+
+
+def layout(name: str):
+    return mock.patch.multiple(decontamination, **LAYOUTS[name]) if LAYOUTS[name] else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+@pytest.mark.parametrize("sequences", [1, 700, 20_000, 70_000])
+def test_the_bitmap_lets_every_indexed_hash_through(name, sequences):
+    rng = np.random.default_rng(sequences)
+    hashes = rng.integers(0, 2**64, sequences, dtype=np.uint64, endpoint=False)
+    with layout(name):
+        table = decontamination._Table([hashes], [np.arange(sequences, dtype=np.uint32)])
+        assert (table._cell_bits == 16) == ("_FEWEST_BITS" not in LAYOUTS[name] and sequences <= 1 << 16)
+        assert len(table.maybe(table.hashes)) == len(table)
+        others = rng.integers(0, 2**64, 5000, dtype=np.uint64, endpoint=False)
+        keys = rng.permutation(np.concatenate((others, hashes[: 200])))
+        found = table.find(keys, table.maybe(keys))
+        expected = np.isin(keys, table.hashes).nonzero()[0]
+        assert [index for index, _ in found] == expected.tolist()
+        assert all(table.hashes[at] == keys[index] and (at == 0 or table.hashes[at - 1] != keys[index])
+                   for index, at in found)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items_, st.lists(texts(), min_size=1, max_size=3), st.data(), st.sampled_from(sorted(LAYOUTS)))
+def test_match_agrees_with_the_naive_reference_in_every_layout(items, probes, data, name):
+    with layout(name):
+        index = EvalIndex.build(items)
+    fields = [w for it in items for v in it.fields.values() if len(w := words_of(v)) >= 8]
+    for w in fields:
+        start = data.draw(st.integers(0, len(w) - 8) | st.just(0))
+        end = start + data.draw(st.integers(7, 16) | st.just(len(w)))
+        probes.append(f"{data.draw(texts())} {' '.join(w[start:end])} {data.draw(texts())}")
+    with layout(name):
+        for text in probes:
+            assert index.match(text) == reference(items, text)
+
+
+def test_humaneval_quotes_are_found_in_every_layout(humaneval):
+    tasks, _ = humaneval
+    items = [EvalItem("humaneval", t["task_id"], {f: t[f] for f in FIELDS}) for t in tasks]
+    for name in sorted(LAYOUTS):
+        with layout(name):
+            index = EvalIndex.build(items)
+            for task in tasks[:40]:
+                solution = task["canonical_solution"]
+                if len(words_of(solution)) >= 13:
+                    found = index.match(f"Reviewed:\n{solution}\nLGTM")
+                    assert found and found.item_id == task["task_id"] and found.field == "canonical_solution", name
+
+
+def test_the_bitmaps_bytes_are_counted_and_small(humaneval):
+    _, index = humaneval
+    table = index._table
+    assert index.nbytes == table.hashes.nbytes + table.ranks.nbytes + table._bitmap.nbytes
+    assert table._bitmap.nbytes == 128 * 1024  # 2^20 bits for HumanEval's 12,425 hashes
+    assert EvalIndex.build([]).nbytes == 0
