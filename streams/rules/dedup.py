@@ -147,15 +147,17 @@ def _settle(before: DedupGroup, group: DedupGroup) -> tuple[DedupGroup, list[Eff
 
 def duplicate_record(kind: Kind, loser: Candidate, winner: Candidate) -> QuarantineRecord:
     """A loser's record: its subject (the run; a pair's id), the score message of its run as
-    source, and the duplicate sample itself as ``source_record`` (what is kept out)."""
+    source, and the duplicate sample itself as ``source_record`` (what is kept out). Like the
+    other records of its stage, a RAG or SFT one has its run's provenance, a pair's none."""
     sample = loads(loser.value)
-    run_id = sample["run_id"] if kind != "preference" else sample["chosen_run_id"]
+    pair = kind == "preference"
+    run_id = sample["chosen_run_id"] if pair else sample["run_id"]
     return quarantine_record(
-        stage=kind, reason="duplicate_content", subject=run_id if kind != "preference" else loser.sample_id,
+        stage=kind, reason="duplicate_content", subject=loser.sample_id if pair else run_id,
         errors=[f"{loser.sample_id} has the same content as {winner.sample_id}, the sample kept "
                 "(the earliest created_at, then the smallest id)"],
-        source=SourceMessage.from_dict(loser.source), run_id=run_id, task_id=loser.task_id,
-        source_record=sample, source_provenance=Provenance.model_validate(sample["provenance"]),
+        source=SourceMessage.from_dict(loser.source), run_id=run_id, task_id=loser.task_id, source_record=sample,
+        source_provenance=None if pair else Provenance.model_validate(sample["provenance"]),
     )
 
 
