@@ -297,8 +297,8 @@ class Corpus:
         self.add("d-acc", "task-d", "accepted")
         self.add("d-rej", "task-d", "rejected")
 
-        # Task e: the same content twice; the later one's score (its duplicate_content records'
-        # source_record) holds a secret in its reasons.
+        # Task e: the same content twice; the later one's score holds a secret in its reasons
+        # (its duplicate_content records carry the duplicate sample, which quotes no reason).
         same = "Both runs wrote exactly this review of the retry loop in the uploader."
         self.add("e-dup1", "task-e", "accepted", text=same)
         dup = self.plant("reasons[0] of a duplicate", "aws-access-token")
@@ -670,8 +670,9 @@ def check_outcomes(corpus: Corpus, mode: str, out: Path, topics: dict) -> None:
     [tomb] = [r for r in invalid if r["source"]["key"] and r["source"]["key"].startswith("tomb-")]
     assert tomb["source"]["key"] == "tomb-<SECRET:npm-access-token>" and tomb["errors"][0].startswith("message has no value")
     dups = [r for r in records if r["reason"] == "duplicate_content" and r["stage"] in ("rag", "sft")]
+    # A duplicate's record carries the duplicate sample (not its score, whose reasons held a secret).
     assert {r["stage"] for r in dups} == {"rag", "sft"} and all(
-        r["source_record"]["reasons"] == ["same as the other run, key <SECRET:aws-access-token>"] for r in dups)
+        r["source_record"]["run_id"] == "run-e-dup2" and "reasons" not in r["source_record"] for r in dups)
     extra = [r for r in records if r["stage"] == "rag" and r["run_id"] == "run-c-extra"][0]["source_record"]
     assert extra["debug_env"] == "NPM_TOKEN=<SECRET:npm-access-token>" and extra["<SECRET:github-app-token>"] == "kept"
 
