@@ -97,6 +97,11 @@ class Pipeline:
         every run of a batch is judged against the same sets)."""
         return replace(self._content_gates, index=self.evalsets.index)
 
+    def inputs_processed(self) -> dict[TP, int]:
+        """Each input partition processed since the last rebalance, with its next offset."""
+        inputs = {self.settings.topic("evidence"), self.settings.topic("scored-runs")}
+        return {tp: offset for tp, offset in self.progress.next_offset.items() if tp.topic in inputs}
+
     def index_db(self) -> rocksdict.Rdict:
         """The worker's own RocksDB for views too big for memory, opened on first use."""
         if self._index_db is None:

@@ -35,7 +35,7 @@ async def handle_batch(pipeline: Pipeline, events: Sequence[EventT]) -> None:
     for event in events:
         for _watermark, message in read_batch(event.message.value):
             await take(pipeline, event.message.tp, message)
-    note_batch(pipeline, events)
+    note_batch(pipeline, events, pipeline.inputs_processed())
 
 
 async def take(pipeline: Pipeline, source: TP, message: dict) -> None:

@@ -58,7 +58,7 @@ def register(pipeline: Pipeline) -> None:
         for event in events:
             await on_message(event)
         await send_candidates(pipeline, events[0].message.topic)  # the pairs for their dedup groups
-        note_batch(pipeline, events)  # caught up: the pairs it decided commit soon
+        note_batch(pipeline, events, pipeline.inputs_processed())  # caught up: the pairs it decided commit soon
 
     async def on_message(event: EventT) -> None:
         partition, source = event.message.partition, event.message.tp
