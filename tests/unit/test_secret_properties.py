@@ -215,3 +215,10 @@ def test_the_presence_lowering_has_the_keywords_of_lower_ascii(text):
     lowered, presence = lower_ascii(text), lower_for_presence(text)
     assert [keyword in presence for keyword in KEYWORDS] == [keyword in lowered for keyword in KEYWORDS]
     assert SCANNER._has_keyword(text) == bool(SCANNER._keyword_hits(text))
+
+
+def test_two_private_keys_one_after_the_other_are_two_findings():
+    """Found by the property above: the END line of one block ran on into the next BEGIN line."""
+    block, _ = FAKES["private-key"](random.Random(0))
+    text = block + " " + block
+    assert [(f.start, f.end) for f in SCANNER.find(text)] == [(0, len(block)), (len(block) + 1, len(text))]
