@@ -23,7 +23,7 @@ from benchmarks.latency import latency
 from benchmarks.peer import read_outputs
 from streams.broker import kafka_io
 from streams.commands.wait import wait_caught_up
-from streams.commands.worker import child_worker, settings_env
+from streams.commands.worker import child_worker, settings_env, worker_subprocess
 from streams.faust_app.tables import TABLE_NAMES, changelog_topic
 from streams.settings import DistillSettings
 
@@ -59,21 +59,10 @@ class Workers:
 @contextlib.asynccontextmanager
 async def build_worker(build: Build, settings: DistillSettings, log_path: Path):
     """Another build's ``distill worker`` (``--build``): its interpreter, in its folder, with the
-    same settings as variables (a build ignores the variables it does not know), stopped as
-    ``child_worker`` stops ours."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    same settings as variables (a build ignores the variables it does not know)."""
     env = {k: v for k, v in settings_env(settings).items() if k != "PYTHONPATH"}
-    with log_path.open("ab") as out:
-        process = subprocess.Popen([str(build.python), "-m", "streams", "worker"], env=env, cwd=build.root,
-                                   stdout=out, stderr=out)
-        try:
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(process.wait, 60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    async with worker_subprocess(build.python, env, log_path, cwd=build.root) as process:
+        yield process
 
 
 @contextlib.asynccontextmanager

@@ -104,12 +104,18 @@ def settings_env(settings: DistillSettings) -> dict[str, str]:
 @asynccontextmanager
 async def child_worker(settings: DistillSettings, log_path: Path | None = None):
     """A ``distill worker`` subprocess for the duration of the block, stopped cleanly after."""
-    log_path = log_path or settings.data_dir / "worker.log"
+    async with worker_subprocess(sys.executable, settings_env(settings),
+                                 log_path or settings.data_dir / "worker.log") as process:
+        yield process
+
+
+@asynccontextmanager
+async def worker_subprocess(python: str | Path, env: dict[str, str], log_path: Path, cwd: Path | None = None):
+    """``python -m streams worker`` with its output appended to ``log_path``; SIGTERM after
+    the block (what an operator's stop sends), a kill if it has not stopped a minute later."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"], env=settings_env(settings), stdout=log, stderr=log,
-        )
+        process = subprocess.Popen([str(python), "-m", "streams", "worker"], env=env, cwd=cwd, stdout=log, stderr=log)
         try:
             yield process
         finally:

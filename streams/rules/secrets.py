@@ -406,23 +406,20 @@ def _gather_strings(value: Any, out: list[str], clean: set[str], found_clean: Ca
                         out.append(key)
                 elif isinstance(key, str):
                     out.append(key)
-        for item in value.values():
-            kind = type(item)
-            if kind is str:
-                if len(item) > _SHORT or (item not in clean and not found_clean(item)):
-                    out.append(item)
-            elif kind not in _SCALARS:
-                _gather_strings(item, out, clean, found_clean)
+        items = value.values()
     elif kind is list or kind is tuple or (kind is not str and isinstance(value, (list, tuple))):
-        for item in value:
-            kind = type(item)
-            if kind is str:
-                if len(item) > _SHORT or (item not in clean and not found_clean(item)):
-                    out.append(item)
-            elif kind not in _SCALARS:
-                _gather_strings(item, out, clean, found_clean)
-    elif isinstance(value, str):
-        out.append(value)
+        items = value
+    else:
+        if isinstance(value, str):
+            out.append(value)
+        return
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if len(item) > _SHORT or (item not in clean and not found_clean(item)):
+                out.append(item)
+        elif kind not in _SCALARS:
+            _gather_strings(item, out, clean, found_clean)
 
 
 def _collect_strings(value: Any, out: list[str]) -> None:
