@@ -145,8 +145,8 @@ class HotspotRenderer(ConsoleRenderer):
 # (label, file, function): ``gate_shares`` reads them from a profiled result's summary.
 GATE_FUNCTIONS = (
     ("secret scan, all callers (SecretScanner.redact_object)", "streams/rules/secrets.py", "redact_object"),
-    ("  keyword pre-filter (_keyword_hits_by_string)", "streams/rules/secrets.py", "_keyword_hits_by_string"),
-    ("  strings of the object (_collect_strings)", "streams/rules/secrets.py", "_collect_strings"),
+    ("  keyword pre-filter (_has_keyword)", "streams/rules/secrets.py", "_has_keyword"),
+    ("  strings of the object (_gather_strings)", "streams/rules/secrets.py", "_gather_strings"),
     ("screening at arrival (screening.screen)", "streams/rules/screening.py", "screen"),
     ("quarantine records scanned again (quarantine.redact_record)", "streams/rules/quarantine.py", "redact_record"),
     ("decontamination at arrival (screening.judge)", "streams/rules/screening.py", "judge"),
