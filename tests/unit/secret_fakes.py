@@ -31,7 +31,8 @@ def prefixed(*prefixes: str, alphabet: str, size: int | tuple[int, int]) -> Call
 def aws_secret_key(rng: random.Random) -> tuple[str, str]:
     secret = pick(rng, BASE64, 40)
     form = rng.choice(("aws_secret_access_key = {}", "AWS_SECRET_ACCESS_KEY={}", '"aws_secret_access_key": "{}"',
-                       "aws_secret_access_key: '{}'", "export AWS_SECRET_ACCESS_KEY=\"{}\""))
+                       "aws_secret_access_key: '{}'", "export AWS_SECRET_ACCESS_KEY=\"{}\"",
+                       "PROD_AWS_SECRET_ACCESS_KEY={}", "backup_aws_secret_access_key: {}"))
     return form.format(secret), secret
 
 

@@ -108,3 +108,14 @@ Outcome: accepted, with one follow-up: rotate the signing key before the release
 def test_the_clean_corpus_has_no_finding():
     found = {text: SCANNER.find(text) for text in clean_corpus(random.Random(4))}
     assert {text: findings for text, findings in found.items() if findings} == {}
+
+
+@pytest.mark.parametrize("name", ["PROD_AWS_SECRET_ACCESS_KEY", "backup_aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"])
+def test_an_aws_secret_key_under_a_prefixed_variable_name_is_found(name):
+    secret = "Zq3rT8vW1xY5aB7cD9eF2gH4iJ6kL0mN8oP1qR3s"
+    text = f"export {name}={secret}\n"
+    assert SCANNER.find(text) == [Finding(text.index(secret), text.index(secret) + 40, "aws-secret-access-key")]
+
+
+def test_an_aws_secret_key_name_inside_a_longer_word_is_not_a_name():
+    assert SCANNER.find("xaws_secret_access_key=Zq3rT8vW1xY5aB7cD9eF2gH4iJ6kL0mN8oP1qR3s") == []
