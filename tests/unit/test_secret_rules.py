@@ -119,3 +119,17 @@ def test_an_aws_secret_key_under_a_prefixed_variable_name_is_found(name):
 
 def test_an_aws_secret_key_name_inside_a_longer_word_is_not_a_name():
     assert SCANNER.find("xaws_secret_access_key=Zq3rT8vW1xY5aB7cD9eF2gH4iJ6kL0mN8oP1qR3s") == []
+
+
+@pytest.mark.parametrize("rule_id,prefix", [
+    ("stripe-access-token", "sk_live_"), ("openai-api-key", "sk-proj-"), ("anthropic-api-key", "sk-ant-"),
+    ("gitlab-pat", "glpat-"), ("slack-bot-token", "xoxb-1234567890-"), ("pypi-upload-token", "pypi-AgEIcHlwaS5vcmc"),
+])
+def test_a_token_longer_than_any_seen_is_redacted_whole(rule_id, prefix):
+    """SPEC 10 gives these formats a least length only: a cap would leave the tail of a longer
+    token in the text."""
+    rng = random.Random(rule_id)
+    body = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789") for _ in range(1500))
+    text = f"the key {prefix}{body} leaked"
+    start = text.index(prefix)
+    assert SCANNER.find(text) == [Finding(start, start + len(prefix) + len(body), rule_id)]
