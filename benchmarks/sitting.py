@@ -17,6 +17,7 @@ alike). The configurations:
 - ``defaults``: this build as shipped: secrets ``quarantine``, dedup on, no evaluation set;
 - ``secrets``: secrets ``quarantine``, dedup off (issue 30's figure);
 - ``dedup``: dedup on, secrets off, no evaluation set (dedup's share of the next one);
+- ``humaneval``: HumanEval registered, dedup and secrets off (decontamination's share);
 - ``dedup-humaneval``: dedup on and HumanEval registered before the worker starts, secrets off
   (issue 31's figure: dedup and decontamination alone);
 - ``all-humaneval``: the defaults and HumanEval.
@@ -48,6 +49,7 @@ CONFIGS = {
     "defaults": ["--secrets", "quarantine", "--dedup", "on"],
     "secrets": ["--secrets", "quarantine", "--dedup", "off"],
     "dedup": ["--secrets", "off", "--dedup", "on"],
+    "humaneval": ["--secrets", "off", "--dedup", "off", "--evalset", "humaneval"],
     "dedup-humaneval": ["--secrets", "off", "--dedup", "on", "--evalset", "humaneval"],
     "all-humaneval": ["--secrets", "quarantine", "--dedup", "on", "--evalset", "humaneval"],
 }

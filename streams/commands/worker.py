@@ -50,6 +50,7 @@ def run_worker(settings: DistillSettings) -> None:
     loop.run_until_complete(kafka_io.ensure_topics(settings))
     loop.run_until_complete(ensure_changelogs(settings))
     loop.run_until_complete(pipeline.evalsets.load())
+    memory.freeze_startup_objects()
     worker = faust.Worker(pipeline.app, loop=loop, loglevel=settings.log_level.upper(), quiet=True)
     # Faust's start-up spinner sets the root logger to DEBUG for good (so each record can spin
     # it): every debug call of Faust and aiokafka then builds a record, ~7% of the worker's CPU.

@@ -11,6 +11,7 @@ the partitioner the task-id key used to go through, so a task's windows stay whe
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import orjson
 
@@ -21,6 +22,7 @@ CANDIDATES_KEY = b"__candidates__"
 BATCH_BYTES = 512 * 1024
 
 
+@lru_cache(maxsize=4096)  # a task's runs come minutes apart: its id is partitioned once, not once a run
 def target_partition(key: str, partitions: int) -> int:
     """The partition of a candidate keyed by ``key`` (a task id, or a content key)."""
     return default_partition(key.encode(), partitions)

@@ -22,7 +22,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from streams.broker.kafka_io import default_partition
+from streams.broker.kafka_io import default_partitions
 
 Headers = list[tuple[str, bytes]] | None
 Message = tuple[str, int | None, bytes | None, bytes | None, Headers]  # topic, partition, key, value, headers
@@ -97,13 +97,19 @@ def records_per_partition(queued: Mapping[str, list[Message]],
                           partition_counts: Mapping[str, int]) -> dict[tuple[str, str, int], Records]:
     """Queued messages as records per (transactional id, topic, partition), each list in the order
     added; a message without a partition goes where Kafka's default partitioner puts its key."""
+    keyed: dict[str, list[bytes]] = defaultdict(list)  # per topic, the keys to partition, in order
+    for messages in queued.values():
+        for topic, partition, key, _value, _headers in messages:
+            if partition is None:
+                if key is None:
+                    raise ValueError(f"a message for {topic} has neither a key nor a partition")
+                keyed[topic].append(key)
+    partitioned = {topic: iter(default_partitions(keys, partition_counts[topic])) for topic, keys in keyed.items()}
     sends: dict[tuple[str, str, int], Records] = defaultdict(list)
     for transactional_id, messages in queued.items():
         for topic, partition, key, value, headers in messages:
             if partition is None:
-                if key is None:
-                    raise ValueError(f"a message for {topic} has neither a key nor a partition")
-                partition = default_partition(key, partition_counts[topic])
+                partition = next(partitioned[topic])
             sends[transactional_id, topic, partition].append((key, value, headers))
     return sends
 

@@ -4,7 +4,6 @@ has, and the records of retracted and refused pairs and of excluded runs. Pure: 
 """
 
 from schemas import QuarantineRecord
-from schemas.codec import encode
 from streams.rules.dedup import Candidate, upsert_message, withdraw_message
 from streams.rules.effects import Effect, Publish
 from streams.rules.pairing import PairRejection, PairRun, PairWindow, PlanChanges
@@ -21,14 +20,14 @@ def plan_effects(window: PairWindow, changes: PlanChanges, sources: dict[str, di
         effects.append(_pair_record("invalid_preference_pairing", gone.pair_id, gone.task_id, gone.chosen_run_id,
                                     gone.rejected_run_id, [f"retracted {gone.pair_id}", *gone.errors], sources))
     for sample in changes.emit:
-        key = window.emitted[sample.id][3]
+        key, value = window.emitted[sample.id][3], changes.encoded[sample.id]
         if key is None:
-            effects.append(Publish("preference-pairs", sample.id, encode(sample)))
+            effects.append(Publish("preference-pairs", sample.id, value))
             continue
         created_at = max(window.runs[sample.chosen_run_id].scored_at_epoch,
                          window.runs[sample.rejected_run_id].scored_at_epoch)
         effects.append(upsert_message("preference", key, Candidate(
-            sample.id, created_at, encode(sample).decode(), window.emitted[sample.id][2],
+            sample.id, created_at, value.decode(), window.emitted[sample.id][2],
             sources[sample.chosen_run_id], window.task_id)))
     effects += [refusal_record(refused, sources) for refused in changes.refused]
     effects += [_exclusion_record(run, sources) for run in changes.excluded]

@@ -204,6 +204,7 @@ class PlanChanges:
     """What planning a closed window again sends: the difference from what it sent before."""
 
     emit: list[PreferenceSample] = field(default_factory=list)  # new pairs, or pairs whose content changed
+    encoded: dict[str, bytes] = field(default_factory=dict)  # each emitted pair as published, by id
     retract: list[Retraction] = field(default_factory=list)
     refused: list[PairRejection] = field(default_factory=list)  # pairs refused, not recorded before
     excluded: list[PairRun] = field(default_factory=list)  # excluded runs, not recorded before
@@ -294,14 +295,18 @@ def _change(run_id: str, old: PairRun, new: PairRun | None) -> str:
 
 def _plan_again(window: PairWindow, max_pairs: int, change: str, content_key: ContentKey) -> tuple[PairWindow, PlanChanges]:
     outcomes, insufficient = plan_window(window.runs.values(), max_pairs)
-    emit, emitted = [], {}
+    emit, encoded, emitted = [], {}, {}
     for sample in (o for o in outcomes if isinstance(o, PreferenceSample)):
-        digest = hashlib.sha256(encode(sample)).hexdigest()[:32]
+        value = encode(sample)
+        digest = hashlib.sha256(value).hexdigest()[:32]
         before = window.emitted.get(sample.id)
-        if before is None or before[2] != digest:
+        unchanged = before is not None and before[2] == digest
+        if not unchanged:
             emit.append(sample)
-        emitted[sample.id] = (sample.chosen_run_id, sample.rejected_run_id, digest,
-                              content_key(sample) if content_key else None)
+            encoded[sample.id] = value
+        # the same digest is the same content, so the same content key: not worked out again
+        key = None if content_key is None else before[3] if unchanged and before[3] else content_key(sample)
+        emitted[sample.id] = (sample.chosen_run_id, sample.rejected_run_id, digest, key)
     retract = [
         Retraction(pid, window.task_id, c, r, key, [f"{change}: the window's plan no longer has this pair"])
         for pid, (c, r, _digest, key) in sorted(window.emitted.items()) if pid not in emitted
@@ -313,4 +318,4 @@ def _plan_again(window: PairWindow, max_pairs: int, change: str, content_key: Co
     recorded |= {f"{o.reason}|{o.pair_id}" for o in refused}
     recorded |= {f"{run.exclusion['reason']}|{run.run_id}" for run in excluded}
     window = replace(window, emitted=emitted, recorded=frozenset(recorded))
-    return window, PlanChanges(emit, retract, refused, excluded, insufficient)
+    return window, PlanChanges(emit, encoded, retract, refused, excluded, insufficient)

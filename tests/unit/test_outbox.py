@@ -8,7 +8,7 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.broker.kafka_io import default_partition, murmur2
+from streams.broker.kafka_io import default_partition, default_partitions, murmur2
 from streams.faust_app.outbox import Outbox, producer_of, records_per_partition
 
 
@@ -80,3 +80,8 @@ def test_a_partition_this_worker_lost_has_no_producer_and_says_so():
 @given(st.binary(max_size=200))
 def test_murmur2_is_kafkas_as_aiokafka_computes_it(key):
     assert murmur2(key) == aiokafka_murmur2(key)
+
+
+@given(st.lists(st.binary(max_size=80), max_size=40), st.integers(1, 12))
+def test_keys_partitioned_together_go_where_each_alone_goes(keys, partitions):
+    assert default_partitions(keys, partitions) == [default_partition(key, partitions) for key in keys]
