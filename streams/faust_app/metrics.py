@@ -7,6 +7,7 @@ by the agents: they are read from the worker when scraped (see ``streams.faust_a
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -74,8 +75,19 @@ class Metrics:
             registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        # Each counter's labelled child, found once: ``labels()`` checks and converts its
+        # arguments under a lock at every call, and outputs are counted one by one.
+        self._children: dict[tuple, Any] = {}
+
+    def count(self, counter: Counter, *labels: str) -> None:
+        """Add one to ``counter`` with ``labels``."""
+        child = self._children.get((counter, labels))
+        if child is None:
+            child = self._children[counter, labels] = counter.labels(*labels)
+        child.inc()
+
     def quarantined(self, stage: str, reason: str) -> None:
-        self.quarantine.labels(stage, reason).inc()
+        self.count(self.quarantine, stage, reason)
 
     def screened(self, before: RunState, after: RunState) -> None:
         """Count what a run's new record or a judgement against the evaluation sets found."""
@@ -85,9 +97,9 @@ class Metrics:
         if after.score_source != before.score_source:
             found += after.score_secrets
         for _path, rule, *_offsets in found:
-            self.secret_findings.labels(rule).inc()
+            self.count(self.secret_findings, rule)
         if after.contamination and after.contamination != before.contamination:
-            self.contaminated.labels(after.contamination["set"]).inc()
+            self.count(self.contaminated, after.contamination["set"])
 
     def processed(self, message_timestamp: float) -> None:
         """An input message (timestamp in epoch seconds) has been fully handled."""

@@ -91,8 +91,9 @@ async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], wa
         elif isinstance(effect, Publish):
             await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value)
             if effect.topic in SAMPLE_STAGES:
-                counter = pipeline.metrics.samples if effect.value is not None else pipeline.metrics.retractions
-                counter.labels(SAMPLE_STAGES[effect.topic]).inc()
+                metrics = pipeline.metrics
+                metrics.count(metrics.samples if effect.value is not None else metrics.retractions,
+                              SAMPLE_STAGES[effect.topic])
         else:
             await send_quarantine(pipeline, source, effect)
 
@@ -126,7 +127,7 @@ async def send_quarantine(pipeline: Pipeline, source: TP, record: QuarantineReco
     if pipeline.scanner is not None and record.stage == "input":
         record, _ = redact_record(record, pipeline.scanner)
         for rule in input_secret_rules(record.model_dump(mode="json")):  # each secret of the message once
-            pipeline.metrics.secret_findings.labels(rule).inc()
+            pipeline.metrics.count(pipeline.metrics.secret_findings, rule)
     record = cut_raw(record)
     pipeline.metrics.quarantined(record.stage, record.reason)
     await publish(pipeline, source, "quarantine", record.id.encode(), encode(record), quarantine_headers(record))
