@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import hashlib
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from benchmarks.corpus import Runs
 from benchmarks.latency import latency
 from benchmarks.peer import read_outputs
 from streams.broker import kafka_io
+from streams.broker.localkafka.home import BrokerHome
 from streams.commands.wait import wait_caught_up
 from streams.commands.worker import child_worker, settings_env, worker_subprocess
 from streams.faust_app.tables import TABLE_NAMES, changelog_topic
@@ -264,11 +264,11 @@ async def samples_digest(settings: DistillSettings) -> dict[str, str]:
 
 
 def broker_log_dirs() -> list[Path]:
-    """The local broker's data folders (``log.dirs`` of ``$DISTILL_KAFKA_HOME/server.properties``),
-    if the broker is the local one; else none."""
-    home = os.environ.get("DISTILL_KAFKA_HOME")
-    properties = Path(home) / "server.properties" if home else None
-    if properties is None or not properties.exists():
+    """The local broker's data folders (``log.dirs`` of its ``server.properties``, in
+    ``$DISTILL_KAFKA_HOME`` or the bootstrap's ``.local/kafka``), if the broker is the local one;
+    else none."""
+    properties = BrokerHome.from_env().server_properties
+    if not properties.exists():
         return []
     for line in properties.read_text().splitlines():
         name, _, value = line.partition("=")
