@@ -48,8 +48,8 @@ class Pipeline:
     open_windows: dict[int, OpenWindows] = field(default_factory=dict)
     _index_db: rocksdict.Rdict | None = field(default=None, init=False, repr=False)
     # Pair and dedup candidates of the batch being processed (streams/faust_app/candidates.py).
-    candidates: CandidateBatches = field(default_factory=CandidateBatches)
-    dedup_candidates: CandidateBatches = field(default_factory=CandidateBatches)
+    candidates: CandidateBatches = field(init=False)
+    dedup_candidates: CandidateBatches = field(init=False)
     # How far each input was read, and the scores partitions held back (streams/faust_app/alignment.py).
     alignment: InputAlignment = field(default_factory=InputAlignment)
     # The watermark each join partition last broadcast to pairing (a rate limit only).
@@ -72,6 +72,8 @@ class Pipeline:
             include_partial=self.settings.include_partial, include_review=self.settings.include_review
         )
         self._content_gates = content_gates_of(self.settings)
+        self.candidates = CandidateBatches(self.settings.partitions)
+        self.dedup_candidates = CandidateBatches(self.settings.partitions)
         self.outbox = Outbox.of(self.app)
         self.state = StateCache(self.app, {name: getattr(self.tables, name) for name in TABLE_NAMES}, self.outbox)
 

@@ -13,7 +13,7 @@ from faust.types import TP
 
 from schemas import QuarantineRecord
 from schemas.codec import dumps, encode
-from streams.faust_app.candidates import CANDIDATES_KEY, target_partition
+from streams.faust_app.candidates import CANDIDATES_KEY
 from streams.faust_app.pipeline import Pipeline
 from streams.rules.effects import Effect, Publish
 from streams.rules.quarantine import cut_raw, input_secret_rules, quarantine_headers, redact_record
@@ -83,11 +83,9 @@ async def send_effects(pipeline: Pipeline, source: TP, effects: list[Effect], wa
     for effect in effects:
         if isinstance(effect, Publish) and effect.topic in CANDIDATE_TOPICS:
             batches = pipeline.candidates if effect.topic == "pair-candidates" else pipeline.dedup_candidates
-            target = target_partition(effect.key, pipeline.settings.partitions)
             mark = watermark.stream_time if watermark and effect.topic == "pair-candidates" else None
-            full = batches.add(source.partition, target, mark, effect.value)
-            if full is not None:
-                await publish_candidates(pipeline, source, effect.topic, target, full)
+            for target, value in batches.add(source.partition, effect.key, mark, effect.value):
+                await publish_candidates(pipeline, source, effect.topic, target, value)
         elif isinstance(effect, Publish):
             await publish(pipeline, source, effect.topic, effect.key.encode(), effect.value)
             if effect.topic in SAMPLE_STAGES:
