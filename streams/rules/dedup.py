@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from functools import lru_cache
+from operator import attrgetter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -92,10 +93,6 @@ class DedupGroup:
     live_digest: str | None = None  # of the value published for it, so an unchanged value is not sent again
     named: dict[str, str] = field(default_factory=dict)  # loser id -> winner its latest record names
 
-    @property
-    def winner(self) -> Candidate | None:
-        return min(self.candidates.values(), key=lambda c: c.rank, default=None)
-
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key, "live": self.live, "live_digest": self.live_digest,
                 "named": self.named, "candidates": [c.to_dict() for c in self.candidates.values()]}
@@ -127,7 +124,7 @@ def _settle(before: DedupGroup, candidates: dict[str, Candidate]) -> tuple[Dedup
     record naming it. (Built whole, not by ``dataclasses.replace``: that was a third of the
     dedup agent's own time, most groups having one candidate.)"""
     kind, topic, effects = before.kind, SAMPLE_TOPICS[before.kind], []
-    ranked = sorted(candidates.values(), key=_rank) if len(candidates) > 1 else list(candidates.values())
+    ranked = sorted(candidates.values(), key=attrgetter("rank"))
     winner = ranked[0] if ranked else None
     live, live_digest = before.live, before.live_digest
     if winner is None or live != winner.sample_id:
@@ -144,10 +141,6 @@ def _settle(before: DedupGroup, candidates: dict[str, Candidate]) -> tuple[Dedup
         if before.named.get(candidate.sample_id) != winner.sample_id:
             effects.append(duplicate_record(kind, candidate, winner))
     return DedupGroup(kind, before.key, candidates, live, live_digest, named), effects
-
-
-def _rank(candidate: Candidate) -> tuple[float, str]:
-    return candidate.created_at, candidate.sample_id
 
 
 def duplicate_record(kind: Kind, loser: Candidate, winner: Candidate) -> QuarantineRecord:
