@@ -6,7 +6,6 @@ uses Faust. Both take their connection settings from ``DistillSettings`` here.
 
 import asyncio
 import ssl
-import struct
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -389,16 +388,18 @@ async def has_messages_between(settings: DistillSettings, tp: TopicPartition, st
 
 def default_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` (murmur2, as the Java client does)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return default_partitions([key], partitions)[0]
 
 
 _MURMUR_M = 0x5BD1E995
 
 
 def default_partitions(keys: Sequence[bytes], partitions: int) -> list[int]:
-    """``default_partition`` of many keys at once: murmur2 in numpy over the keys of one length
-    side by side (an outbox flush partitions thousands of keys, mostly of a few lengths: sample
-    and record ids, content keys), a Python loop per word of a key, not per key and word."""
+    """The partition Kafka's default partitioner gives each of ``keys``: Kafka's murmur2
+    (``Utils.murmur2``, as aiokafka's) in numpy over the keys of one length side by side (an
+    outbox flush partitions thousands of keys, mostly of a few lengths: sample and record ids,
+    content keys), a Python loop per word of a key, not per key and word (aiokafka's byte-at-a-time
+    loop was ~3% of the worker, a word-at-a-time one in Python ~3 µs a key)."""
     found = [0] * len(keys)
     by_length: dict[int, list[int]] = {}
     for index, key in enumerate(keys):
@@ -431,27 +432,3 @@ def default_partitions(keys: Sequence[bytes], partitions: int) -> list[int]:
         for index, partition in zip(indexes, ((h & np.uint32(0x7FFFFFFF)) % np.uint32(partitions)).tolist()):
             found[index] = partition
     return found
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (``Utils.murmur2``), as aiokafka's, a word at a time: every output
-    and changelog row of a batch is partitioned here, and aiokafka's byte-at-a-time loop
-    was ~3% of the worker."""
-    length = len(data)
-    h = 0x9747B28C ^ length
-    words = length >> 2
-    for k in struct.unpack_from(f"<{words}I", data):
-        k = (k * _MURMUR_M) & 0xFFFFFFFF
-        k = ((k ^ (k >> 24)) * _MURMUR_M) & 0xFFFFFFFF
-        h = ((h * _MURMUR_M) & 0xFFFFFFFF) ^ k
-    tail = length & 3
-    if tail:
-        rest = data[words << 2:]
-        if tail == 3:
-            h ^= rest[2] << 16
-        if tail >= 2:
-            h ^= rest[1] << 8
-        h = ((h ^ rest[0]) * _MURMUR_M) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * _MURMUR_M) & 0xFFFFFFFF
-    return h ^ (h >> 15)

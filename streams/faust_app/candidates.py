@@ -32,7 +32,7 @@ class CandidateBatches:
     dedup on); a source's candidates then go as one message per target partition, or several
     of at most ``BATCH_BYTES``."""
 
-    partitions: int = 1
+    partitions: int
     pending: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # source -> [(key, entry)]
     sizes: dict[int, int] = field(default_factory=dict)
 
